@@ -1,0 +1,54 @@
+# Makefile for the payments extension (PGXS).
+#
+#   make && make install        build and install into the PostgreSQL of pg_config
+#   make installcheck           every test kind against throwaway clusters
+#   make check-regress | check-isolation | check-tap | check-fuzz   one kind
+#
+# scripts/test runs all of it (as root it installs what is missing first).
+
+EXTENSION = payments
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" payments.control)
+
+MODULE_big = payments
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+SHLIB_LINK += -lcrypto
+PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter
+
+# The install script is the module sources in this order; core comes first.
+SQL_SOURCES = sql/core.sql
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+# Tests: file names are the test lists, so adding a file adds a test.
+REGRESS = $(basename $(notdir $(sort $(wildcard test/sql/*.sql))))
+ISOLATION = $(basename $(notdir $(sort $(wildcard test/specs/*.spec))))
+TEST_OPTS = --inputdir=test --outputdir=. --temp-instance=./tmp_check \
+	--temp-config=test/payments.conf
+REGRESS_OPTS = $(TEST_OPTS) --load-extension=$(EXTENSION)
+ISOLATION_OPTS = $(TEST_OPTS)
+ENCODING = UTF8
+NO_LOCALE = 1
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+EXTRA_CLEAN = $(DATA_built) output_iso test/fuzz/build
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SQL_SOURCES) payments.control
+	cat $(SQL_SOURCES) > $@
+
+.PHONY: check-regress check-isolation check-tap check-fuzz
+
+check-regress:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+check-isolation:
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+
+check-tap:
+	$(prove_installcheck)
+
+check-fuzz:
+	test/fuzz/run

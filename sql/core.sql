@@ -1,0 +1,36 @@
+-- payments: core objects (error catalog, counters).  Every other module's
+-- SQL follows this file in the install script.
+
+\echo Use "CREATE EXTENSION payments" to load this file. \quit
+
+-- The extension object lives in pg_catalog (as pg_cron does) and owns this
+-- schema, so DROP EXTENSION removes it and pg_dump recreates it.
+CREATE SCHEMA payments;
+
+CREATE FUNCTION payments.error_codes_list(
+    OUT sqlstate text, OUT name text, OUT retriable boolean,
+    OUT http_status integer, OUT meaning text)
+RETURNS SETOF record
+LANGUAGE c STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'payments_error_codes';
+
+CREATE VIEW payments.error_codes AS
+    SELECT sqlstate, name, retriable, http_status, meaning
+    FROM payments.error_codes_list();
+
+COMMENT ON VIEW payments.error_codes IS
+    'every SQLSTATE of class PM the extension raises, with retry advice and an HTTP status';
+
+CREATE FUNCTION payments.stats_list(OUT name text, OUT value bigint)
+RETURNS SETOF record
+LANGUAGE c STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'payments_stats';
+
+CREATE VIEW payments.stats AS
+    SELECT name, value FROM payments.stats_list();
+
+COMMENT ON VIEW payments.stats IS
+    'counters since server start (needs shared_preload_libraries = ''payments''; empty otherwise)';
+
+GRANT USAGE ON SCHEMA payments TO PUBLIC;
+GRANT SELECT ON payments.error_codes, payments.stats TO PUBLIC;

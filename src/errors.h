@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * errors.h
+ *	  The payments error catalog: every SQLSTATE of class PM, defined once.
+ *
+ * Each entry of PAYMENTS_ERRORS names a code, its catalog name, whether a
+ * client may retry the same request, the HTTP status an API would answer and
+ * what it means.  The list expands into an enum used with payments_errcode()
+ * in ereport() calls and into the rows of the view payments.error_codes, so
+ * the C code and the SQL catalog cannot drift apart.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYMENTS_ERRORS_H
+#define PAYMENTS_ERRORS_H
+
+/*	  X(id, sqlstate, name, retriable, http_status, meaning) */
+#define PAYMENTS_ERRORS(X) \
+	X(PM_IDEMPOTENCY_CONFLICT, "PM001", "idempotency_conflict", false, 422, \
+	  "the idempotency key was already used with a different request") \
+	X(PM_IDEMPOTENCY_IN_FLIGHT, "PM002", "idempotency_in_flight", true, 409, \
+	  "a request with this idempotency key is still executing") \
+	X(PM_IDEMPOTENCY_INVALID_STATE, "PM003", "idempotency_invalid_state", false, 409, \
+	  "checkpoint, complete or fail of a key that is not in flight") \
+	X(PM_SAGA_INVALID_TRANSITION, "PM030", "saga_invalid_transition", false, 409, \
+	  "the saga step or outcome is not allowed in the saga's current state")
+
+#define PAYMENTS_ERROR_ENUM(id, sqlstate, name, retriable, http, meaning) id,
+typedef enum PaymentsErrorId
+{
+	PAYMENTS_ERRORS(PAYMENTS_ERROR_ENUM)
+	PM_ERROR_COUNT
+} PaymentsErrorId;
+#undef PAYMENTS_ERROR_ENUM
+
+/* One catalog row. */
+typedef struct PaymentsError
+{
+	const char *sqlstate;
+	const char *name;
+	bool		retriable;
+	int			http_status;
+	const char *meaning;
+} PaymentsError;
+
+extern const PaymentsError PaymentsErrors[PM_ERROR_COUNT];
+
+extern int	payments_errcode(PaymentsErrorId id);
+
+#endif							/* PAYMENTS_ERRORS_H */

@@ -1,0 +1,37 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.h
+ *	  Shared-memory counters behind the view payments.stats.
+ *
+ * Each entry of PAYMENTS_COUNTERS is one monotonically increasing counter
+ * that lives in shared memory from server start (so it needs the library in
+ * shared_preload_libraries); without preloading, counting is a no-op and the
+ * view has no rows.  A module adds its counters here and calls
+ * payments_count() where the event happens.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYMENTS_STATS_H
+#define PAYMENTS_STATS_H
+
+/*	  X(id, name) */
+#define PAYMENTS_COUNTERS(X) \
+	X(PM_STAT_IDEMPOTENCY_STARTED, "idempotency_started") \
+	X(PM_STAT_IDEMPOTENCY_REPLAYED, "idempotency_replayed") \
+	X(PM_STAT_IDEMPOTENCY_CONFLICTED, "idempotency_conflicted") \
+	X(PM_STAT_IDEMPOTENCY_IN_FLIGHT_REFUSED, "idempotency_in_flight_refused") \
+	X(PM_STAT_IDEMPOTENCY_RESUMED, "idempotency_resumed")
+
+#define PAYMENTS_COUNTER_ENUM(id, name) id,
+typedef enum PaymentsCounter
+{
+	PAYMENTS_COUNTERS(PAYMENTS_COUNTER_ENUM)
+	PM_STAT_COUNT
+} PaymentsCounter;
+#undef PAYMENTS_COUNTER_ENUM
+
+extern void payments_count(PaymentsCounter counter, uint64 n);
+extern Size PaymentsStatsShmemSize(void);
+extern void PaymentsStatsShmemInit(void);
+
+#endif							/* PAYMENTS_STATS_H */
