@@ -15,7 +15,9 @@ SHLIB_LINK += -lcrypto
 PG_CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter
 
 # The install script is the module sources in this order; core comes first.
-SQL_SOURCES = sql/core.sql
+# They live in sql/modules/, because pg_regress would take a file
+# sql/NAME.sql as the input of the test NAME.
+SQL_SOURCES = sql/modules/core.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 

@@ -1,5 +1,5 @@
--- payments: core objects (error catalog, counters).  Every other module's
--- SQL follows this file in the install script.
+-- payments install script, module core: schema, error catalog, counters.
+-- Every other module follows this file in the install script.
 
 \echo Use "CREATE EXTENSION payments" to load this file. \quit
 
