@@ -37,7 +37,11 @@ build_install() {
 	libdir=$("$PG_BIN/pg_config" --pkglibdir)
 	if [ "$(id -u)" -ne 0 ] && [ ! -w "$libdir" ]; then
 		# Someone installed this very build already (sudo make install): use it.
-		cmp -s "$REPO/payments.so" "$libdir/payments.so" && return 0
+		local script
+		script=$(ls "$REPO"/sql/payments--*.sql | grep -v -- '--.*--')
+		cmp -s "$REPO/payments.so" "$libdir/payments.so" &&
+			cmp -s "$script" "$("$PG_BIN/pg_config" --sharedir)/extension/${script##*/}" &&
+			return 0
 		say "cannot install into $libdir: run as root (sudo $0), or sudo make install first"
 		exit 2
 	fi
