@@ -60,7 +60,7 @@ payments_shmem_startup(void)
 void
 _PG_init(void)
 {
-	MarkGUCPrefixReserved(PAYMENTS_SCHEMA);
+	MarkGUCPrefixReserved("payments");
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

@@ -73,6 +73,18 @@ payments_count(PaymentsCounter counter, uint64 n)
 		pg_atomic_fetch_add_u64(&StatsShared->counters[counter], n);
 }
 
+PG_FUNCTION_INFO_V1(payments_preloaded);
+
+/*
+ * payments_preloaded - whether this server loaded the library at start, i.e.
+ * whether the shared-memory parts of the extension are on.
+ */
+Datum
+payments_preloaded(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(StatsShared != NULL);
+}
+
 PG_FUNCTION_INFO_V1(payments_stats);
 
 /*

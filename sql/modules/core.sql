@@ -32,5 +32,22 @@ CREATE VIEW payments.stats AS
 COMMENT ON VIEW payments.stats IS
     'counters since server start (needs shared_preload_libraries = ''payments''; empty otherwise)';
 
+CREATE FUNCTION payments.preloaded()
+RETURNS boolean
+LANGUAGE c STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'payments_preloaded';
+
+COMMENT ON FUNCTION payments.preloaded() IS
+    'whether the server loaded payments at start (shared_preload_libraries)';
+
+DO $$
+BEGIN
+    IF NOT payments.preloaded() THEN
+        RAISE WARNING 'payments is not in shared_preload_libraries: its counters are off'
+            USING HINT = 'Add payments to shared_preload_libraries in postgresql.conf and restart the server.';
+    END IF;
+END
+$$;
+
 GRANT USAGE ON SCHEMA payments TO PUBLIC;
 GRANT SELECT ON payments.error_codes, payments.stats TO PUBLIC;

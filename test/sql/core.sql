@@ -23,6 +23,9 @@ FROM (VALUES ('PM001'), ('PM002'), ('PM003'), ('PM030')) AS c(sqlstate)
 LEFT JOIN payments.error_codes e USING (sqlstate)
 ORDER BY 1;
 
+-- The test cluster preloads the library.
+SELECT payments.preloaded();
+
 -- Counters: the test cluster preloads the library, so every counter is a
 -- row with a non-negative value, and names are unique.
 SELECT count(*) > 0 AS has_counters,

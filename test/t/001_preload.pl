@@ -16,6 +16,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION payments');
 is($node->safe_psql('postgres',
 		"SELECT count(*) > 0 AND bool_and(value = 0) FROM payments.stats"),
 	't', 'preloaded: counters exist and start at zero');
+is($node->safe_psql('postgres', 'SELECT payments.preloaded()'),
+	't', 'preloaded: payments.preloaded() says so');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM payments.error_codes'),
 	$node->safe_psql('postgres',
 		"SELECT count(*) FROM payments.error_codes WHERE sqlstate LIKE 'PM%'"),
@@ -41,6 +43,13 @@ ok($node->safe_psql('postgres', 'SELECT count(*) FROM payments.error_codes') > 0
 	'not preloaded: error catalog answers');
 my ($ret, $out, $err) = $node->psql('postgres', "LOAD 'payments'");
 is($ret, 0, 'not preloaded: LOAD in a session works');
+is($node->safe_psql('postgres', 'SELECT payments.preloaded()'),
+	'f', 'not preloaded: payments.preloaded() says so');
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+($ret, $out, $err) = $node->psql('fresh', 'CREATE EXTENSION payments');
+is($ret, 0, 'not preloaded: CREATE EXTENSION works');
+like($err, qr/WARNING:  payments is not in shared_preload_libraries.*\n.*HINT:  Add payments to shared_preload_libraries/,
+	'not preloaded: CREATE EXTENSION warns with a hint');
 
 # The install script run by hand stops at its guard.
 my $sharedir = `pg_config --sharedir`;
