@@ -38,6 +38,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Headers are few and small: any change to one rebuilds every object.
+$(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h)
+
 $(DATA_built): $(SQL_SOURCES) payments.control
 	cat $(SQL_SOURCES) > $@
 
