@@ -1,0 +1,106 @@
+-- payments: idempotency keys (insert-or-return).  See src/idempotency.c.
+--
+-- Applications never touch the table: they call the functions, which are
+-- SECURITY DEFINER with a fixed search_path (every statement they run is
+-- schema-qualified as well).
+
+-- One row per (scope, key).  Keys and scopes are opaque identifiers, so they
+-- use the "C" collation: byte comparison, and the index order the C code's
+-- direct index lookups expect.
+CREATE TABLE payments.idempotency_keys (
+    scope          text COLLATE pg_catalog."C" NOT NULL,
+    key            text COLLATE pg_catalog."C" NOT NULL,
+    fingerprint    bytea NOT NULL,
+    state          text NOT NULL,
+    recovery_point text,
+    response       jsonb,
+    error          jsonb,
+    created_at     timestamptz NOT NULL,
+    locked_until   timestamptz,
+    expires_at     timestamptz NOT NULL,
+    lease          interval NOT NULL,
+    PRIMARY KEY (scope, key),
+    CONSTRAINT idempotency_keys_key_check
+        CHECK (pg_catalog.char_length(key) OPERATOR(pg_catalog.<=) 255
+               AND key OPERATOR(pg_catalog.<>) ''),
+    CONSTRAINT idempotency_keys_scope_check
+        CHECK (pg_catalog.char_length(scope) OPERATOR(pg_catalog.<=) 255
+               AND scope OPERATOR(pg_catalog.<>) ''),
+    CONSTRAINT idempotency_keys_fingerprint_check
+        CHECK (pg_catalog.octet_length(fingerprint) OPERATOR(pg_catalog.=) 32),
+    CONSTRAINT idempotency_keys_state_check
+        CHECK (state OPERATOR(pg_catalog.=) ANY
+               (ARRAY['in_flight', 'completed', 'failed']::pg_catalog.text[]))
+);
+
+CREATE INDEX idempotency_keys_expires_at_idx
+    ON payments.idempotency_keys (expires_at);
+
+COMMENT ON TABLE payments.idempotency_keys IS
+    'idempotency keys: one row per (scope, key); use the payments.idempotency_* functions';
+
+SELECT pg_catalog.pg_extension_config_dump('payments.idempotency_keys', '');
+
+REVOKE ALL ON payments.idempotency_keys FROM PUBLIC;
+
+CREATE FUNCTION payments.idempotency_begin(
+    key text, request jsonb, scope text DEFAULT 'default',
+    ttl interval DEFAULT '24 hours', lease interval DEFAULT '1 minute')
+RETURNS TABLE(outcome text, recovery_point text, response jsonb,
+              error jsonb, created_at timestamptz)
+LANGUAGE c VOLATILE SECURITY DEFINER ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_idempotency_begin';
+
+COMMENT ON FUNCTION payments.idempotency_begin(text, jsonb, text, interval, interval) IS
+    'start, replay or resume the request under an idempotency key';
+
+CREATE FUNCTION payments.idempotency_checkpoint(
+    key text, recovery_point text, scope text DEFAULT 'default')
+RETURNS void
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_idempotency_checkpoint';
+
+COMMENT ON FUNCTION payments.idempotency_checkpoint(text, text, text) IS
+    'record the progress of an in-flight key and renew its lease';
+
+CREATE FUNCTION payments.idempotency_complete(
+    key text, response jsonb, scope text DEFAULT 'default')
+RETURNS void
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_idempotency_complete';
+
+COMMENT ON FUNCTION payments.idempotency_complete(text, jsonb, text) IS
+    'store the response of an in-flight key; later begins replay it';
+
+CREATE FUNCTION payments.idempotency_fail(
+    key text, error jsonb, retriable boolean, scope text DEFAULT 'default')
+RETURNS void
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_idempotency_fail';
+
+COMMENT ON FUNCTION payments.idempotency_fail(text, jsonb, boolean, text) IS
+    'end an in-flight key: a retriable failure frees it, a terminal one is stored and replayed';
+
+CREATE FUNCTION payments.idempotency_purge(
+    before timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+LANGUAGE c VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_idempotency_purge';
+
+COMMENT ON FUNCTION payments.idempotency_purge(timestamptz) IS
+    'delete keys that expired before the given time, in batches; returns the number deleted';
+
+GRANT EXECUTE ON FUNCTION
+    payments.idempotency_begin(text, jsonb, text, interval, interval),
+    payments.idempotency_checkpoint(text, text, text),
+    payments.idempotency_complete(text, jsonb, text),
+    payments.idempotency_fail(text, jsonb, boolean, text)
+    TO PUBLIC;
+
+-- Purging is maintenance (the background worker runs it as the owner).
+REVOKE EXECUTE ON FUNCTION payments.idempotency_purge(timestamptz) FROM PUBLIC;

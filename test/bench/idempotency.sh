@@ -1,0 +1,84 @@
+# test/bench/idempotency.sh: benchmark of the idempotency module, sourced by
+# test/bench/run (which provides bench_sql, bench_time, bench_pgbench and
+# bench_ratio and bench_speedup on a throwaway cluster with payments installed).
+#
+# (a) pgbench, 8 clients: begin + complete of new keys through payments
+#     against the bare SQL minimum on a table of the same shape
+#     (INSERT ... ON CONFLICT DO NOTHING RETURNING, then UPDATE); target 0.9x.
+# (b) 50,000 begins of new keys in one statement against the same contract
+#     written in PL/pgSQL (idempotency_baseline.sql); target 2x per call.
+# (c) 50,000 replays of completed keys in one statement, same baseline;
+#     target 2x per call.
+
+IDEM_SECONDS=${IDEM_SECONDS:-6}
+
+bench_sql -f "$BENCH_DIR/idempotency_baseline.sql"
+
+# idem_check LABEL SQL EXPECTED: a statement's result must be EXPECTED, so a
+# benchmark never times errors or a wrong outcome.
+idem_check() {
+	local got
+	got=$(bench_sql -At -c "$2")
+	[ "$got" = "$3" ] && return 0
+	say "idempotency bench: $1: expected $3, got '$got'"
+	BENCH_MISSED=$((BENCH_MISSED + 1))
+	return 1
+}
+
+# (a) throughput of new keys under concurrency: the two scripts alternate,
+# three times each, and the best run of each counts, so that a burst of
+# load from elsewhere on the machine does not decide the ratio
+idem_best() { awk -v a="${1:-0}" -v b="$2" 'BEGIN { print (b > a) ? b : a }'; }
+idem_bare=""
+idem_ours=""
+for idem_round in 1 2 3; do
+	idem_bare=$(idem_best "$idem_bare" "$(bench_pgbench "bare INSERT ON CONFLICT + UPDATE" \
+		"$BENCH_DIR/idempotency_bare.pgbench" 8 "$IDEM_SECONDS" -M prepared)")
+	idem_ours=$(idem_best "$idem_ours" "$(bench_pgbench "payments begin + complete" \
+		"$BENCH_DIR/idempotency_ours.pgbench" 8 "$IDEM_SECONDS" -M prepared)")
+done
+idem_check "(a) every payments key completed" \
+	"SELECT count(*) FILTER (WHERE state <> 'completed') FROM payments.idempotency_keys" 0
+bench_ratio "idempotency (a) new key begin+complete, 8 clients, tps" \
+	"$idem_ours" "$idem_bare" 0.9
+
+# (b) new keys, one statement; each run uses a fresh key prefix (its xid)
+idem_new="FROM (SELECT pg_catalog.txid_current()::text AS p) AS x,
+	generate_series(1, 50000) AS g"
+idem_ours=$(bench_time "payments: 50,000 new keys" \
+	"SELECT count(*) $idem_new, payments.idempotency_begin(x.p || ':' || g, jsonb_build_object('n', g)) AS b WHERE b.outcome = 'started'")
+idem_base=$(bench_time "PL/pgSQL: 50,000 new keys" \
+	"SELECT count(*) $idem_new, idem_plpgsql.begin(x.p || ':' || g, jsonb_build_object('n', g)) AS b WHERE b.outcome = 'started'")
+idem_check "(b) payments keys started" \
+	"SELECT count(*) FROM payments.idempotency_keys WHERE state = 'in_flight'" 150000
+idem_check "(b) PL/pgSQL keys started" \
+	"SELECT count(*) FROM idem_plpgsql.keys WHERE state = 'in_flight'" 150000
+bench_speedup "idempotency (b) 50,000 new-key begins vs PL/pgSQL" \
+	"$idem_ours" "$idem_base" 2
+
+# (c) replays of completed keys, one statement
+bench_sql -o /dev/null <<'SQL'
+SELECT count(*) FROM generate_series(1, 50000) g,
+	payments.idempotency_begin('replay-' || g, jsonb_build_object('n', g));
+SELECT count(*) FROM generate_series(1, 50000) g,
+	LATERAL (SELECT payments.idempotency_complete('replay-' || g,
+		jsonb_build_object('charge', 'ch_' || g))) AS c;
+SELECT count(*) FROM generate_series(1, 50000) g,
+	idem_plpgsql.begin('replay-' || g, jsonb_build_object('n', g));
+SELECT count(*) FROM generate_series(1, 50000) g,
+	LATERAL (SELECT idem_plpgsql.complete('replay-' || g,
+		jsonb_build_object('charge', 'ch_' || g))) AS c;
+VACUUM ANALYZE payments.idempotency_keys, idem_plpgsql.keys;
+SQL
+idem_replay="FROM generate_series(1, 50000) AS g, %s('replay-' || g, jsonb_build_object('n', g)) AS b
+	WHERE b.outcome = 'completed' AND b.response ->> 'charge' = 'ch_' || g"
+idem_check "(c) payments replays" \
+	"SELECT count(*) $(printf "$idem_replay" payments.idempotency_begin)" 50000
+idem_check "(c) PL/pgSQL replays" \
+	"SELECT count(*) $(printf "$idem_replay" idem_plpgsql.begin)" 50000
+idem_ours=$(bench_time "payments: 50,000 replays" \
+	"SELECT count(*) $(printf "$idem_replay" payments.idempotency_begin)")
+idem_base=$(bench_time "PL/pgSQL: 50,000 replays" \
+	"SELECT count(*) $(printf "$idem_replay" idem_plpgsql.begin)")
+bench_speedup "idempotency (c) 50,000 replays vs PL/pgSQL" \
+	"$idem_ours" "$idem_base" 2
