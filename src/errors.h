@@ -22,6 +22,8 @@
 	  "a request with this idempotency key is still executing") \
 	X(PM_IDEMPOTENCY_INVALID_STATE, "PM003", "idempotency_invalid_state", false, 409, \
 	  "checkpoint, complete or fail of a key that is not in flight") \
+	X(PM_WEBHOOK_UNKNOWN_ENDPOINT, "PM010", "webhook_unknown_endpoint", false, 404, \
+	  "no webhook endpoint of that name is configured in payments.webhook_endpoints") \
 	X(PM_SAGA_INVALID_TRANSITION, "PM030", "saga_invalid_transition", false, 409, \
 	  "the saga step or outcome is not allowed in the saga's current state")
 

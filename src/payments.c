@@ -22,6 +22,7 @@
 
 #include "payments.h"
 #include "stats.h"
+#include "webhook.h"
 
 PG_MODULE_MAGIC;
 
@@ -60,6 +61,7 @@ payments_shmem_startup(void)
 void
 _PG_init(void)
 {
+	PaymentsWebhookInit();
 	MarkGUCPrefixReserved("payments");
 
 	if (!process_shared_preload_libraries_in_progress)

@@ -20,7 +20,15 @@
 	X(PM_STAT_IDEMPOTENCY_REPLAYED, "idempotency_replayed") \
 	X(PM_STAT_IDEMPOTENCY_CONFLICTED, "idempotency_conflicted") \
 	X(PM_STAT_IDEMPOTENCY_IN_FLIGHT_REFUSED, "idempotency_in_flight_refused") \
-	X(PM_STAT_IDEMPOTENCY_RESUMED, "idempotency_resumed")
+	X(PM_STAT_IDEMPOTENCY_RESUMED, "idempotency_resumed") \
+	X(PM_STAT_WEBHOOK_ACCEPTED, "webhook_accepted") \
+	X(PM_STAT_WEBHOOK_DUPLICATE, "webhook_duplicate") \
+	X(PM_STAT_WEBHOOK_REJECTED_MISSING_HEADER, "webhook_rejected_missing_header") \
+	X(PM_STAT_WEBHOOK_REJECTED_MALFORMED_HEADER, "webhook_rejected_malformed_header") \
+	X(PM_STAT_WEBHOOK_REJECTED_NO_MATCHING_SIGNATURE, "webhook_rejected_no_matching_signature") \
+	X(PM_STAT_WEBHOOK_REJECTED_TIMESTAMP_TOO_OLD, "webhook_rejected_timestamp_too_old") \
+	X(PM_STAT_WEBHOOK_REJECTED_TIMESTAMP_IN_FUTURE, "webhook_rejected_timestamp_in_future") \
+	X(PM_STAT_WEBHOOK_REJECTED_NO_SECRET, "webhook_rejected_no_secret")
 
 #define PAYMENTS_COUNTER_ENUM(id, name) id,
 typedef enum PaymentsCounter

@@ -1,0 +1,111 @@
+-- payments install script, module webhook: signature verification of
+-- incoming webhooks, the endpoints and their secrets, the deduplicating
+-- inbox, rejections and their purge.
+
+CREATE FUNCTION payments.webhook_verify(
+    scheme text, secrets text[], headers jsonb, body bytea,
+    tolerance interval DEFAULT '5 minutes', at timestamptz DEFAULT now())
+RETURNS TABLE(valid boolean, reason text, signed_at timestamptz, event_id text)
+LANGUAGE c STABLE PARALLEL SAFE ROWS 1
+AS 'MODULE_PATHNAME', 'payments_webhook_verify';
+
+COMMENT ON FUNCTION payments.webhook_verify(text, text[], jsonb, bytea, interval, timestamptz) IS
+    'verify a webhook delivery''s HMAC-SHA256 signature (stripe, standard, github, shopify, slack)';
+
+-- Endpoints and secrets: readable by the extension's owner only.
+CREATE TABLE payments.webhook_endpoints (
+    name text PRIMARY KEY CHECK (name <> ''),
+    scheme text NOT NULL
+        CHECK (scheme IN ('stripe', 'standard', 'github', 'shopify', 'slack')),
+    tolerance interval NOT NULL DEFAULT '5 minutes'
+        CHECK (tolerance >= interval '0'),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE payments.webhook_endpoints IS
+    'webhook senders: the signature scheme and timestamp tolerance of each';
+
+CREATE TABLE payments.webhook_secrets (
+    id bigserial PRIMARY KEY,
+    endpoint text NOT NULL REFERENCES payments.webhook_endpoints (name)
+        ON DELETE CASCADE ON UPDATE CASCADE,
+    secret text NOT NULL CHECK (secret <> ''),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz
+);
+
+CREATE INDEX webhook_secrets_endpoint_idx ON payments.webhook_secrets (endpoint);
+
+COMMENT ON TABLE payments.webhook_secrets IS
+    'signing secrets of the endpoints; several are live at once during a rotation; live while expires_at is NULL or later than the delivery';
+
+-- Accepted deliveries, one per (endpoint, event id): the unique index is
+-- what deduplicates redeliveries.
+CREATE TABLE payments.webhook_inbox (
+    id bigserial PRIMARY KEY,
+    endpoint text NOT NULL,
+    event_id text NOT NULL,
+    headers jsonb NOT NULL,
+    body bytea NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (endpoint, event_id)
+);
+
+CREATE INDEX webhook_inbox_received_at_idx ON payments.webhook_inbox (received_at);
+
+COMMENT ON TABLE payments.webhook_inbox IS
+    'verified webhook deliveries, deduplicated on (endpoint, event_id); signature headers are not kept';
+
+-- Rejected deliveries: the reason and the body's digest, never the body.
+CREATE TABLE payments.webhook_rejections (
+    id bigserial PRIMARY KEY,
+    endpoint text NOT NULL,
+    reason text NOT NULL,
+    body_sha256 bytea NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX webhook_rejections_received_at_idx
+    ON payments.webhook_rejections (received_at);
+
+COMMENT ON TABLE payments.webhook_rejections IS
+    'rejected webhook deliveries: endpoint, reason and SHA-256 of the body';
+
+REVOKE ALL ON payments.webhook_endpoints, payments.webhook_secrets,
+    payments.webhook_inbox, payments.webhook_rejections FROM PUBLIC;
+REVOKE ALL ON SEQUENCE payments.webhook_secrets_id_seq,
+    payments.webhook_inbox_id_seq, payments.webhook_rejections_id_seq FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_endpoints', '');
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_secrets_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_inbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_rejections', '');
+SELECT pg_catalog.pg_extension_config_dump('payments.webhook_rejections_id_seq', '');
+
+-- Runs as the owner, so an application role can receive without being
+-- able to read a secret; the secrets never appear in the caller's query.
+CREATE FUNCTION payments.webhook_receive(
+    endpoint text, headers jsonb, body bytea, at timestamptz DEFAULT now())
+RETURNS TABLE(status text, inbox_id bigint, event_id text, reason text)
+LANGUAGE c VOLATILE ROWS 1
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_webhook_receive';
+
+COMMENT ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) IS
+    'verify a delivery with its endpoint''s secrets and store it once in payments.webhook_inbox';
+
+CREATE FUNCTION payments.webhook_purge(before timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_webhook_purge';
+
+COMMENT ON FUNCTION payments.webhook_purge(timestamptz) IS
+    'delete inbox and rejection rows received before least(before, now() - payments.webhook_retention)';
+
+REVOKE ALL ON FUNCTION payments.webhook_purge(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION payments.webhook_verify(text, text[], jsonb, bytea, interval, timestamptz) TO PUBLIC;

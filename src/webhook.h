@@ -1,0 +1,16 @@
+/*-------------------------------------------------------------------------
+ *
+ * webhook.h
+ *	  Webhook signature verification, deduplicating inbox and purge.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYMENTS_WEBHOOK_H
+#define PAYMENTS_WEBHOOK_H
+
+/* payments.webhook_retention, in seconds. */
+extern int	payments_webhook_retention;
+
+extern void PaymentsWebhookInit(void);
+
+#endif							/* PAYMENTS_WEBHOOK_H */
