@@ -44,3 +44,27 @@ DROP ROLE payments_core_app;
 -- The payments. GUC prefix is reserved: a misspelt setting is an error,
 -- not a silently ignored placeholder.
 SET payments.no_such_setting = 'on';
+
+-- Hygiene of every module, checked over the catalogs so that a new module
+-- cannot forget it.  Each query lists offenders and must return no rows.
+-- Every SECURITY DEFINER function pins its search_path.
+SELECT p.oid::regprocedure AS definer_without_search_path
+FROM pg_proc p
+JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'payments'
+WHERE p.prosecdef
+  AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) AS c WHERE c LIKE 'search_path=%');
+
+-- No table or sequence of the extension is open to PUBLIC.
+SELECT c.oid::regclass AS open_to_public, a.privilege_type
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'payments'
+CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+WHERE c.relkind IN ('r', 'S') AND a.grantee = 0;
+
+-- Every table and sequence is dumped by pg_dump (pg_extension_config_dump).
+SELECT c.oid::regclass AS not_dumped
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'payments'
+WHERE c.relkind IN ('r', 'S')
+  AND c.oid <> ALL (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'payments');
