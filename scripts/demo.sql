@@ -12,5 +12,40 @@ CREATE EXTENSION payments;
 SELECT sqlstate, name, retriable, http_status FROM payments.error_codes ORDER BY sqlstate;
 
 \echo
+\echo '== idempotency: the shopper clicks "Pay" for order 1001; the request carries Idempotency-Key order-1001'
+SELECT outcome FROM payments.idempotency_begin('order-1001', '{"amount": 2000, "currency": "EUR", "card": "tok_visa"}');
+\echo '-- the app charges the card at the gateway and records how far it got'
+SELECT payments.idempotency_checkpoint('order-1001', 'charge_created');
+\echo '-- a double click sends the same request while the first is still running: PM002, answer 409 and retry later'
+\set ON_ERROR_STOP off
+SELECT outcome FROM payments.idempotency_begin('order-1001', '{"currency": "EUR", "amount": 2000, "card": "tok_visa"}');
+\set ON_ERROR_STOP on
+SELECT payments.idempotency_complete('order-1001', '{"charge": "ch_3001", "status": "succeeded"}');
+\echo '-- the browser retries after a timeout: the stored response comes back, nothing is charged twice'
+SELECT outcome, response FROM payments.idempotency_begin('order-1001', '{"amount": 2000, "currency": "EUR", "card": "tok_visa"}');
+\echo '-- a buggy client reuses the key for another amount: PM001, answer 422'
+\set ON_ERROR_STOP off
+SELECT outcome FROM payments.idempotency_begin('order-1001', '{"amount": 9999, "currency": "EUR", "card": "tok_visa"}');
+\set ON_ERROR_STOP on
+
+\echo
+\echo '== webhooks: a signed Stripe delivery is stored once; a forged one is refused'
+INSERT INTO payments.webhook_endpoints (name, scheme) VALUES ('stripe', 'stripe');
+INSERT INTO payments.webhook_secrets (endpoint, secret) VALUES ('stripe', 'whsec_demo_5f2b7c9e');
+-- Stripe's side: sign "<t>.<body>" with the endpoint's secret (here with pgcrypto's hmac()).
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
+\set body '{"id": "evt_demo_1", "type": "payment_intent.succeeded", "data": {"object": {"amount": 2000}}}'
+SELECT extract(epoch FROM now())::bigint AS t \gset
+SELECT jsonb_build_object('Stripe-Signature', 't=' || :t || ',v1=' ||
+       encode(hmac(convert_to(:'t' || '.' || :'body', 'UTF8'), 'whsec_demo_5f2b7c9e'::bytea, 'sha256'), 'hex'))
+       AS headers \gset
+-- Our side: verify, deduplicate on the event id, store in the caller's transaction.
+SELECT * FROM payments.webhook_receive('stripe', :'headers', convert_to(:'body', 'UTF8'));
+SELECT * FROM payments.webhook_receive('stripe', :'headers', convert_to(:'body', 'UTF8'));
+SELECT * FROM payments.webhook_receive('stripe', :'headers', convert_to(replace(:'body', '2000', '1'), 'UTF8'));
+SELECT id, endpoint, event_id, received_at FROM payments.webhook_inbox;
+SELECT endpoint, reason, encode(body_sha256, 'hex') AS body_sha256 FROM payments.webhook_rejections;
+
+\echo
 \echo '== observability: counters since server start'
 SELECT name, value FROM payments.stats ORDER BY name;
