@@ -102,7 +102,7 @@ $node->safe_psql('postgres',
 # (its session is open) when its backend is killed.
 my $owner = $node->background_psql('postgres');
 $owner->query_safe(
-	"SELECT outcome FROM payments.idempotency_begin('kill-1', $req, lease => '2 seconds')");
+	"SELECT outcome FROM payments.idempotency_begin('kill-1', $req, lease => '5 seconds')");
 $owner->query_safe("SELECT payments.idempotency_checkpoint('kill-1', 'card-charged')");
 my $pid = $owner->query_safe('SELECT pg_backend_pid()');
 chomp $pid;
@@ -134,7 +134,7 @@ is(begin_result('kill-1'), 'completed|card-charged|{"charge": "ch_kill"}|',
 $owner = $node->background_psql('postgres');
 $owner->query_safe('BEGIN');
 $owner->query_safe(
-	"SELECT outcome FROM payments.idempotency_begin('kill-2', $req, lease => '2 seconds')");
+	"SELECT outcome FROM payments.idempotency_begin('kill-2', $req, lease => '5 seconds')");
 $pid = $owner->query_safe('SELECT pg_backend_pid()');
 chomp $pid;
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
@@ -148,7 +148,7 @@ is(begin_result('kill-2'), 'started|||',
 # 3. immediate shutdown: keys in every state, many new keys through begin's
 # direct insertion path, and an uncommitted begin, then crash recovery.
 $node->safe_psql('postgres', qq(
-	SELECT outcome FROM payments.idempotency_begin('crash-flight', $req, lease => '2 seconds');
+	SELECT outcome FROM payments.idempotency_begin('crash-flight', $req, lease => '5 seconds');
 	SELECT payments.idempotency_checkpoint('crash-flight', 'authorized');
 	SELECT outcome FROM payments.idempotency_begin('crash-done', $req);
 	SELECT payments.idempotency_complete('crash-done', '{"charge": "ch_done"}');
