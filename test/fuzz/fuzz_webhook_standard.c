@@ -11,23 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_util.h"
 #include "webhook_parse.h"
 
 int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* count_v1 - how many places of the header hold "v1,". */
-static int
-count_v1(const char *h, size_t len)
-{
-	int			n = 0;
-
-	for (size_t i = 0; i + 3 <= len; i++)
-	{
-		if (memcmp(h + i, "v1,", 3) == 0)
-			n++;
-	}
-	return n;
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -39,7 +26,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (wh_parse_standard(h, size, &s))
 	{
-		if (s.nsigs < 0 || s.nsigs > WH_MAX_SIGS || s.nsigs > count_v1(h, size))
+		if (s.nsigs < 0 || s.nsigs > WH_MAX_SIGS || s.nsigs > fuzz_count(h, size, "v1,"))
 			abort();
 		if (s.has_timestamp || size > WH_MAX_HEADER_LEN)
 			abort();

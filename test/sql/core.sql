@@ -42,7 +42,7 @@ RESET ROLE;
 DROP ROLE payments_core_app;
 
 -- The payments. GUC prefix is reserved: a misspelt setting is an error,
--- not a silently ignored placeholder.
+-- not a setting silently accepted and ignored.
 SET payments.no_such_setting = 'on';
 
 -- Hygiene of every module, checked over the catalogs so that a new module
