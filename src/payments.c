@@ -21,6 +21,7 @@
 #include "utils/guc.h"
 
 #include "payments.h"
+#include "redact.h"
 #include "stats.h"
 #include "webhook.h"
 
@@ -62,6 +63,7 @@ void
 _PG_init(void)
 {
 	PaymentsWebhookInit();
+	PaymentsRedactInit();
 	MarkGUCPrefixReserved("payments");
 
 	if (!process_shared_preload_libraries_in_progress)

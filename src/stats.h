@@ -28,7 +28,8 @@
 	X(PM_STAT_WEBHOOK_REJECTED_NO_MATCHING_SIGNATURE, "webhook_rejected_no_matching_signature") \
 	X(PM_STAT_WEBHOOK_REJECTED_TIMESTAMP_TOO_OLD, "webhook_rejected_timestamp_too_old") \
 	X(PM_STAT_WEBHOOK_REJECTED_TIMESTAMP_IN_FUTURE, "webhook_rejected_timestamp_in_future") \
-	X(PM_STAT_WEBHOOK_REJECTED_NO_SECRET, "webhook_rejected_no_secret")
+	X(PM_STAT_WEBHOOK_REJECTED_NO_SECRET, "webhook_rejected_no_secret") \
+	X(PM_STAT_REDACT_PANS_MASKED, "redact_pans_masked")
 
 #define PAYMENTS_COUNTER_ENUM(id, name) id,
 typedef enum PaymentsCounter
