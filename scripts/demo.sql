@@ -29,6 +29,25 @@ SELECT outcome FROM payments.idempotency_begin('order-1001', '{"amount": 9999, "
 \set ON_ERROR_STOP on
 
 \echo
+\echo '== redaction: the gateway declines and the app logs what it got back, card number and all'
+SELECT payments.redact('gateway: card 4111 1111 1111 1111 exp 12/27 cvv: 123 declined (order 1001, EUR 20.00)');
+SELECT payments.redact('{"card": {"number": "4111111111111111", "cvc": "123"}, "amount": 2000}'::jsonb);
+\echo '-- a support ticket table that scrubs whatever the shopper pastes into it'
+CREATE TABLE support_tickets (id int PRIMARY KEY, subject varchar(40), body text);
+CREATE TRIGGER support_tickets_redact BEFORE INSERT OR UPDATE ON support_tickets
+    FOR EACH ROW EXECUTE FUNCTION payments.redact_trigger();
+INSERT INTO support_tickets VALUES (1, 'card 5555-5555-5555-4444 charged twice?', 'my card is 5555555555554444, cvc 737');
+SELECT * FROM support_tickets;
+\echo '-- a unique violation echoes the card number in its DETAIL; the server log gets it masked'
+CREATE TABLE declined_cards (note text UNIQUE);
+INSERT INTO declined_cards VALUES ('card 4111111111111111');
+\set ON_ERROR_STOP off
+INSERT INTO declined_cards VALUES ('card 4111111111111111');
+\set ON_ERROR_STOP on
+SELECT line AS server_log FROM regexp_split_to_table(pg_read_file(:'logfile'), E'\n') AS line
+WHERE line ~ 'declined_cards|Key \(note\)';
+
+\echo
 \echo '== webhooks: a signed Stripe delivery is stored once; a forged one is refused'
 INSERT INTO payments.webhook_endpoints (name, scheme) VALUES ('stripe', 'stripe');
 INSERT INTO payments.webhook_secrets (endpoint, secret) VALUES ('stripe', 'whsec_demo_5f2b7c9e');
