@@ -33,7 +33,6 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "common/sha2.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -52,15 +51,14 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include <openssl/evp.h>
-
+#include "digest.h"
 #include "errors.h"
 #include "payments.h"
 #include "stats.h"
 
 #define IDEM_TABLE			"idempotency_keys"
 #define IDEM_QUALIFIED		PAYMENTS_SCHEMA "." IDEM_TABLE
-#define IDEM_FP_LEN			PG_SHA256_DIGEST_LENGTH
+#define IDEM_FP_LEN			PAYMENTS_SHA256_LEN
 #define IDEM_MAX_CHARS		255
 #define IDEM_MAX_ATTEMPTS	5
 #define IDEM_PURGE_BATCH	10000
@@ -195,14 +193,14 @@ IdemPlan(SPIPlanPtr *cache, const char *sql, int nargs, const Oid *types)
 }
 
 /*
- * IdemExec - run a plan, check its result code and return rows processed.
+ * IdemExec - run a plan, fail on an SPI error and return rows processed.
  */
 static uint64
-IdemExec(SPIPlanPtr plan, Datum *values, int expected)
+IdemExec(SPIPlanPtr plan, Datum *values)
 {
 	int			rc = SPI_execute_plan(plan, values, NULL, false, 0);
 
-	if (rc != expected)
+	if (rc < 0)
 		elog(ERROR, "idempotency statement failed: %s",
 			 SPI_result_code_string(rc));
 	return SPI_processed;
@@ -283,31 +281,14 @@ IdemReadKey(FunctionCallInfo fcinfo, int keyarg, int scopearg, IdemKey *k)
 
 /*
  * IdemFingerprint - SHA-256 of the request's canonical jsonb text.  jsonb
- * already sorts keys, drops duplicates and normalises whitespace.  The
- * digest and its context are fetched once per backend: OpenSSL 3 looks the
- * algorithm up on every implicit fetch, which is most of a small hash.
+ * already sorts keys, drops duplicates and normalises whitespace.
  */
 static void
 IdemFingerprint(Jsonb *request, uint8 *out)
 {
-	static EVP_MD *sha256 = NULL;
-	static EVP_MD_CTX *ctx = NULL;
 	char	   *canon = JsonbToCString(NULL, &request->root, VARSIZE(request));
-	unsigned int len = 0;
 
-	if (sha256 == NULL)
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-#else
-		sha256 = (EVP_MD *) EVP_sha256();
-#endif
-	if (ctx == NULL)
-		ctx = EVP_MD_CTX_new();
-	if (sha256 == NULL || ctx == NULL ||
-		EVP_DigestInit_ex(ctx, sha256, NULL) != 1 ||
-		EVP_DigestUpdate(ctx, canon, strlen(canon)) != 1 ||
-		EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != IDEM_FP_LEN)
-		elog(ERROR, "could not compute a SHA-256 fingerprint");
+	payments_sha256(canon, strlen(canon), out);
 	pfree(canon);
 }
 
@@ -623,7 +604,7 @@ IdemLockRow(const IdemRequest *req, IdemRow *row)
 	Datum		v[IDEM_ROW_NCOLS];
 	bool		n[IDEM_ROW_NCOLS];
 
-	if (IdemExec(plan, values, SPI_OK_SELECT) == 0)
+	if (IdemExec(plan, values) == 0)
 		return false;
 	heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, v, n);
 	IdemRowFromDatums(v, n, row, req->k.cxt);
@@ -646,7 +627,7 @@ IdemOverwrite(const IdemRequest *req)
 								7, RowTypes);
 
 	IdemRowValues(req, values);
-	IdemExec(plan, values, SPI_OK_UPDATE);
+	IdemExec(plan, values);
 }
 
 /*
@@ -666,7 +647,7 @@ IdemTakeover(const IdemRequest *req)
 								IDEM_WHERE_KEY,
 								4, TakeoverTypes);
 
-	IdemExec(plan, values, SPI_OK_UPDATE);
+	IdemExec(plan, values);
 }
 
 /*
@@ -955,7 +936,7 @@ IdemFinish(const IdemKey *k, SPIPlanPtr *cache, const char *sql,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = IdemPlan(cache, sql, 4, types);
-	n = IdemExec(plan, values, cache == &ForgetPlan ? SPI_OK_DELETE : SPI_OK_UPDATE);
+	n = IdemExec(plan, values);
 	if (n == 0)
 		IdemRaiseNotInFlight(k, action);
 	SPI_finish();
@@ -1066,7 +1047,7 @@ payments_idempotency_purge(PG_FUNCTION_ARGS)
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
-		n = IdemExec(plan, values, SPI_OK_DELETE);
+		n = IdemExec(plan, values);
 		total += n;
 	} while (n == IDEM_PURGE_BATCH);
 	SPI_finish();

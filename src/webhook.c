@@ -42,6 +42,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "digest.h"
 #include "errors.h"
 #include "payments.h"
 #include "stats.h"
@@ -836,19 +837,6 @@ WhDedupId(WhDelivery *d, const WhResult *res)
 }
 
 /*
- * WhSha256 - SHA-256 of bytes, through OpenSSL.
- */
-static void
-WhSha256(const char *data, size_t len, uint8_t *out)
-{
-	unsigned int outlen = 0;
-
-	if (EVP_Digest(data, len, out, &outlen, EVP_sha256(), NULL) != 1 ||
-		outlen != WH_MAC_LEN)
-		elog(ERROR, "OpenSSL SHA-256 failed");
-}
-
-/*
  * WhReceive - verify a delivery with its endpoint's stored secrets, then
  * store it or record its rejection; fills status, inbox id and event id.
  * Runs inside an SPI connection; the results are copied out by the caller.
@@ -914,7 +902,7 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	d.headers = PG_GETARG_JSONB_P(1);
 	d.body = PG_GETARG_BYTEA_PP(2);
 	d.at = PG_GETARG_TIMESTAMPTZ(3);
-	WhSha256(VARDATA_ANY(d.body), VARSIZE_ANY_EXHDR(d.body), d.body_sha256);
+	payments_sha256(VARDATA_ANY(d.body), VARSIZE_ANY_EXHDR(d.body), d.body_sha256);
 
 	SPI_connect();
 	reason = WhReceive(&d, &status, &inbox_id, &event_id);
