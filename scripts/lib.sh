@@ -31,8 +31,10 @@ ensure_packages() {
 }
 
 # build_install: build with PGXS and install into the server's directories.
+# Our own builds treat every warning as an error (COPT=-Werror); the
+# Makefile does not, so that packagers with newer compilers are not stopped.
 build_install() {
-	make -C "$REPO" -s PG_CONFIG="$PG_BIN/pg_config" >&2 || { say "build failed"; exit 1; }
+	make -C "$REPO" -s PG_CONFIG="$PG_BIN/pg_config" COPT=-Werror >&2 || { say "build failed"; exit 1; }
 	local libdir
 	libdir=$("$PG_BIN/pg_config" --pkglibdir)
 	if [ "$(id -u)" -ne 0 ] && [ ! -w "$libdir" ]; then
@@ -45,7 +47,7 @@ build_install() {
 		say "cannot install into $libdir: run as root (sudo $0), or sudo make install first"
 		exit 2
 	fi
-	make -C "$REPO" -s PG_CONFIG="$PG_BIN/pg_config" install >&2 || { say "install failed"; exit 1; }
+	make -C "$REPO" -s PG_CONFIG="$PG_BIN/pg_config" COPT=-Werror install >&2 || { say "install failed"; exit 1; }
 }
 
 # as_pg CMD...: run a command as the postgres user when we are root.

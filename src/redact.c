@@ -1,20 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * redact.c
- *	  PCI redaction: SQL functions, the row trigger and the log scrubber.
+ *	  PCI redaction: the SQL functions and the row trigger.
  *
  * Every path uses the one scanner of redact_scan.c: payments.redact(text),
  * payments.redact(jsonb), payments.contains_pan(text), payments.luhn_valid,
- * the BEFORE row trigger payments.redact_trigger() and, when the library is
- * preloaded, an emit_log_hook that scrubs each message (message, detail,
- * hint, context, internal query and the logged statement) before it goes
- * to the server log or to the client.  Text without any digit costs one
- * quick pass and no allocation: the functions then return their argument.
+ * the BEFORE row trigger payments.redact_trigger() and the server-log
+ * scrubber of redact_log.c.  Text without any digit costs one quick pass
+ * and no allocation: the functions then return their argument.
  *
  * payments.pan_mask chooses the mask (last4, or first6_last4, the most PCI
- * DSS allows to display); payments.redact_server_log turns the log
- * scrubber off.  Each masked PAN (a track counts as one) adds one to the
- * counter redact_pans_masked, whichever path masked it.
+ * DSS allows to display).  Each masked PAN (a track counts as one) adds one
+ * to the counter redact_pans_masked, whichever path masked it.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,7 +23,6 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -36,15 +32,14 @@
 #include "utils/numeric.h"
 #include "utils/rel.h"
 
+#include "payments.h"
 #include "redact.h"
-#include "redact_scan.h"
 #include "stats.h"
 
 /* What replaces the value of a sensitive jsonb key. */
 #define REDACT_KEY_TEXT "[REDACTED]"
 
 int			payments_pan_mask = RS_MASK_LAST4;
-bool		payments_redact_server_log = true;
 
 static const struct config_enum_entry RedactMaskOptions[] = {
 	{"last4", RS_MASK_LAST4, false},
@@ -74,48 +69,34 @@ typedef enum RedactColumnKind
 	REDACT_COL_TEXT_ARRAY
 } RedactColumnKind;
 
-static emit_log_hook_type prev_emit_log_hook = NULL;
-
-/* The scrubbed copy debug_query_string points to, if any. */
-static char *RedactedStatement = NULL;
-
-static void RedactEmitLog(ErrorData *edata);
-
 /*
- * PaymentsRedactInit - define the module's GUCs and, when preloaded,
- * install the log scrubber; called from _PG_init.
+ * RedactDefineGucs - payments.pan_mask.
  */
-void
-PaymentsRedactInit(void)
+static void
+RedactDefineGucs(void)
 {
 	DefineCustomEnumVariable("payments.pan_mask",
 							 "How payments.redact masks a card number.",
 							 "last4 keeps the last four digits; first6_last4 also the first six.",
 							 &payments_pan_mask, RS_MASK_LAST4, RedactMaskOptions,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomBoolVariable("payments.redact_server_log",
-							 "Scrubs card data from every server log message.",
-							 "Needs shared_preload_libraries = 'payments'.",
-							 &payments_redact_server_log, true,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = RedactEmitLog;
 }
 
-/*
- * RedactOptions - scanner options of this database and session.
- */
-static RsOptions
-RedactOptions(bool keep_length)
-{
-	RsOptions	opt;
+const PaymentsModule PaymentsRedactModule = {
+	.name = "redact",
+	.define_gucs = RedactDefineGucs,
+};
 
-	opt.mask = (RsMaskStyle) payments_pan_mask;
-	opt.keep_length = keep_length;
-	opt.utf8 = (GetDatabaseEncoding() == PG_UTF8);
-	return opt;
+/*
+ * redact_scan_options - scanner options of this database and session.
+ * Reads only GUC variables and the encoding: the log hook calls it.
+ */
+void
+redact_scan_options(RsOptions *opt, bool keep_length)
+{
+	opt->mask = (RsMaskStyle) payments_pan_mask;
+	opt->keep_length = keep_length;
+	opt->utf8 = (GetDatabaseEncoding() == PG_UTF8);
 }
 
 /*
@@ -126,12 +107,13 @@ RedactOptions(bool keep_length)
 static text *
 RedactBytes(const char *s, size_t len, bool keep_length)
 {
-	RsOptions	opt = RedactOptions(keep_length);
+	RsOptions	opt;
 	size_t		nspans,
 				npans,
 				olen;
 	text	   *out;
 
+	redact_scan_options(&opt, keep_length);
 	olen = rs_redacted_len(s, len, &opt, &nspans, &npans);
 	if (nspans == 0)
 		return NULL;
@@ -182,8 +164,9 @@ Datum
 payments_contains_pan(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
-	RsOptions	opt = RedactOptions(false);
+	RsOptions	opt;
 
+	redact_scan_options(&opt, false);
 	PG_RETURN_BOOL(rs_contains_pan(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &opt));
 }
 
@@ -615,114 +598,4 @@ payments_redact_trigger(PG_FUNCTION_ARGS)
 		tuple = heap_modify_tuple_by_cols(tuple, desc, nrepl, plan->repl_cols,
 										  plan->repl_vals, plan->repl_nulls);
 	return PointerGetDatum(tuple);
-}
-
-/*
- * RedactLogField - scrub one palloc'd message field in place of the old
- * one.  Must not throw: when no memory can be had for the scrubbed copy,
- * the field is dropped rather than written unscrubbed.
- */
-static void
-RedactLogField(char **field, const RsOptions *opt)
-{
-	size_t		len,
-				olen,
-				nspans,
-				npans;
-	char	   *out;
-
-	if (*field == NULL)
-		return;
-	len = strlen(*field);
-	olen = rs_redacted_len(*field, len, opt, &nspans, &npans);
-	if (nspans == 0)
-		return;
-	out = AllocSizeIsValid(olen + 1) ?
-		palloc_extended(olen + 1, MCXT_ALLOC_NO_OOM) : NULL;
-	if (out != NULL)
-	{
-		rs_redact(*field, len, opt, out, &npans);
-		out[olen] = '\0';
-		payments_count(PM_STAT_REDACT_PANS_MASKED, npans);
-	}
-	pfree(*field);
-	*field = out;
-}
-
-/*
- * RedactLogLevelOutput - elog.c's is_log_level_output: whether a message
- * of elevel is logged with the statement under log_min_error_statement.
- */
-static bool
-RedactLogLevelOutput(int elevel, int log_min_level)
-{
-	if (elevel == LOG || elevel == LOG_SERVER_ONLY)
-		return log_min_level == LOG || log_min_level <= ERROR;
-	if (elevel == WARNING_CLIENT_ONLY)
-		return false;
-	if (log_min_level == LOG)
-		return elevel >= FATAL;
-	return elevel >= log_min_level;
-}
-
-/*
- * RedactLogStatement - when the message will print the statement and it
- * holds card data, point debug_query_string at a scrubbed copy kept in
- * TopMemoryContext (the previous copy is freed once nothing points at
- * it); without memory for it, hide the statement.
- */
-static void
-RedactLogStatement(ErrorData *edata, const RsOptions *opt)
-{
-	const char *stmt = debug_query_string;
-	size_t		len,
-				olen,
-				nspans,
-				npans;
-	char	   *out;
-
-	if (stmt == NULL || stmt == RedactedStatement || edata->hide_stmt ||
-		!edata->output_to_server ||
-		!RedactLogLevelOutput(edata->elevel, log_min_error_statement))
-		return;
-	len = strlen(stmt);
-	olen = rs_redacted_len(stmt, len, opt, &nspans, &npans);
-	if (nspans == 0)
-		return;
-	out = AllocSizeIsValid(olen + 1) ?
-		MemoryContextAllocExtended(TopMemoryContext, olen + 1, MCXT_ALLOC_NO_OOM) : NULL;
-	if (out == NULL)
-	{
-		edata->hide_stmt = true;
-		return;
-	}
-	rs_redact(stmt, len, opt, out, &npans);
-	out[olen] = '\0';
-	if (RedactedStatement != NULL)
-		pfree(RedactedStatement);
-	RedactedStatement = out;
-	debug_query_string = out;
-}
-
-/*
- * RedactEmitLog - emit_log_hook: scrub the message before anyone (the
- * server log, the client, the hooks installed before ours) sees it.
- */
-static void
-RedactEmitLog(ErrorData *edata)
-{
-	if (payments_redact_server_log)
-	{
-		RsOptions	opt = RedactOptions(false);
-
-		RedactLogField(&edata->message, &opt);
-		RedactLogField(&edata->detail, &opt);
-		RedactLogField(&edata->detail_log, &opt);
-		RedactLogField(&edata->hint, &opt);
-		RedactLogField(&edata->context, &opt);
-		RedactLogField(&edata->internalquery, &opt);
-		RedactLogStatement(edata, &opt);
-	}
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
 }

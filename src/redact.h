@@ -1,12 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * redact.h
- *	  PCI redaction: SQL functions, the row trigger and the log scrubber.
+ *	  PCI redaction: what the SQL functions (redact.c) and the server-log
+ *	  scrubber (redact_log.c) share.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef PAYMENTS_REDACT_H
 #define PAYMENTS_REDACT_H
+
+#include "redact_scan.h"
 
 /* payments.pan_mask: a RsMaskStyle. */
 extern int	payments_pan_mask;
@@ -14,6 +17,6 @@ extern int	payments_pan_mask;
 /* payments.redact_server_log. */
 extern bool payments_redact_server_log;
 
-extern void PaymentsRedactInit(void);
+extern void redact_scan_options(RsOptions *opt, bool keep_length);
 
 #endif							/* PAYMENTS_REDACT_H */

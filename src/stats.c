@@ -14,12 +14,14 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 
+#include "payments.h"
 #include "stats.h"
 
 typedef struct PaymentsStatsShared
@@ -39,7 +41,7 @@ static PaymentsStatsShared *StatsShared = NULL;
 /*
  * PaymentsStatsShmemSize - shared memory the counters need.
  */
-Size
+static Size
 PaymentsStatsShmemSize(void)
 {
 	return MAXALIGN(sizeof(PaymentsStatsShared));
@@ -49,7 +51,7 @@ PaymentsStatsShmemSize(void)
  * PaymentsStatsShmemInit - create or attach the counters; call with
  * AddinShmemInitLock held, from the shmem_startup_hook.
  */
-void
+static void
 PaymentsStatsShmemInit(void)
 {
 	bool		found;
@@ -63,13 +65,21 @@ PaymentsStatsShmemInit(void)
 	}
 }
 
+const PaymentsModule PaymentsStatsModule = {
+	.name = "stats",
+	.shmem_size = PaymentsStatsShmemSize,
+	.shmem_init = PaymentsStatsShmemInit,
+};
+
 /*
- * payments_count - add n to a counter; a no-op without shared memory.
+ * payments_count - add n to a counter; a no-op without shared memory, and
+ * in the postmaster itself, which never writes to shared memory (the log
+ * scrubber runs there too).
  */
 void
 payments_count(PaymentsCounter counter, uint64 n)
 {
-	if (StatsShared != NULL)
+	if (StatsShared != NULL && IsUnderPostmaster)
 		pg_atomic_fetch_add_u64(&StatsShared->counters[counter], n);
 }
 

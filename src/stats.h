@@ -40,7 +40,5 @@ typedef enum PaymentsCounter
 #undef PAYMENTS_COUNTER_ENUM
 
 extern void payments_count(PaymentsCounter counter, uint64 n);
-extern Size PaymentsStatsShmemSize(void);
-extern void PaymentsStatsShmemInit(void);
 
 #endif							/* PAYMENTS_STATS_H */

@@ -31,7 +31,6 @@
 #include <openssl/evp.h>
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -40,12 +39,14 @@
 #include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "digest.h"
 #include "errors.h"
 #include "payments.h"
 #include "stats.h"
+#include "stmt.h"
 #include "webhook.h"
 #include "webhook_parse.h"
 
@@ -154,14 +155,14 @@ typedef struct WhResult
 	size_t		event_id_len;
 } WhResult;
 
-static const uint8_t *WhStandardKey(const char *secret, size_t *len,
-									 int position);
+static void WhStandardKey(const char *secret, size_t *len, uint8_t *key,
+						  int position);
 
 /*
- * PaymentsWebhookInit - define the module's GUCs; called from _PG_init.
+ * WhDefineGucs - payments.webhook_retention.
  */
-void
-PaymentsWebhookInit(void)
+static void
+WhDefineGucs(void)
 {
 	DefineCustomIntVariable("payments.webhook_retention",
 							"How long webhook inbox and rejection rows are kept.",
@@ -171,6 +172,11 @@ PaymentsWebhookInit(void)
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 }
+
+const PaymentsModule PaymentsWebhookModule = {
+	.name = "webhook",
+	.define_gucs = WhDefineGucs,
+};
 
 /*
  * WhLookupScheme - the scheme of a name, or ERROR 22023: a scheme name
@@ -252,11 +258,50 @@ WhFindHeaders(Jsonb *headers, const WhScheme *s, WhHeader *out)
 	}
 }
 
+/* Wipes a buffer of secret copies when its memory context goes. */
+typedef struct WhWipe
+{
+	MemoryContextCallback cb;
+	void	   *buf;
+	size_t		size;
+} WhWipe;
+
 /*
- * WhKeys - the usable secrets of an array, palloc'd: NULL and empty
- * elements are skipped (an empty key authenticates nothing); Standard
- * Webhooks secrets are base64-decoded.  A secret too long or not decodable
- * is the caller's mistake: ERROR 22023 naming its position only.
+ * WhWipeCallback - memory context callback: wipe the buffer, whether the
+ * call ended normally or with an error.
+ */
+static void
+WhWipeCallback(void *arg)
+{
+	WhWipe	   *w = (WhWipe *) arg;
+
+	OPENSSL_cleanse(w->buf, w->size);
+}
+
+/*
+ * WhKeyBuffer - a palloc'd buffer for copies of secrets, wiped when the
+ * current memory context is reset or deleted.
+ */
+static uint8_t *
+WhKeyBuffer(size_t size)
+{
+	WhWipe	   *w = palloc(sizeof(WhWipe));
+
+	w->buf = palloc(size);
+	w->size = size;
+	w->cb.func = WhWipeCallback;
+	w->cb.arg = w;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &w->cb);
+	return w->buf;
+}
+
+/*
+ * WhKeys - the usable secrets of an array, copied into a buffer that is
+ * wiped after use (WhForgetKeys) and in any case when the call's memory
+ * goes: NULL and empty elements are skipped (an empty key authenticates
+ * nothing); Standard Webhooks secrets are base64-decoded.  A secret too
+ * long or not decodable is the caller's mistake: ERROR 22023 naming its
+ * position only.
  */
 static int
 WhKeys(const WhScheme *s, ArrayType *secrets, WhKey **keysp)
@@ -266,10 +311,24 @@ WhKeys(const WhScheme *s, ArrayType *secrets, WhKey **keysp)
 	int			n;
 	int			nkeys = 0;
 	WhKey	   *keys;
+	uint8_t    *buf;
+	size_t		size = 1;
 
 	deconstruct_array(secrets, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		size_t		len = nulls[i] ? 0 : VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i]));
+
+		if (len > WH_MAX_SECRET_LEN)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("webhook secret %d is longer than %d bytes", i + 1,
+						   WH_MAX_SECRET_LEN));
+		size += len + 1;
+	}
 	keys = palloc0(sizeof(WhKey) * Max(n, 1));
+	buf = WhKeyBuffer(size);
 	for (int i = 0; i < n; i++)
 	{
 		text	   *t;
@@ -279,15 +338,13 @@ WhKeys(const WhScheme *s, ArrayType *secrets, WhKey **keysp)
 			continue;
 		t = DatumGetTextPP(elems[i]);
 		len = VARSIZE_ANY_EXHDR(t);
-		if (len > WH_MAX_SECRET_LEN)
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("webhook secret %d is longer than %d bytes", i + 1,
-						   WH_MAX_SECRET_LEN));
-		keys[nkeys].key = (const uint8_t *) VARDATA_ANY(t);
 		if (s->base64_secret)
-			keys[nkeys].key = WhStandardKey(VARDATA_ANY(t), &len, i + 1);
+			WhStandardKey(VARDATA_ANY(t), &len, buf, i + 1);
+		else
+			memcpy(buf, VARDATA_ANY(t), len);
+		keys[nkeys].key = buf;
 		keys[nkeys].len = len;
+		buf += len;
 		if (len > 0)
 			nkeys++;
 	}
@@ -296,31 +353,27 @@ WhKeys(const WhScheme *s, ArrayType *secrets, WhKey **keysp)
 }
 
 /*
- * WhStandardKey - the decoded key of a Standard Webhooks secret (palloc'd,
- * wiped by WhForgetKeys); *len is the secret's length in, the key's out.
+ * WhStandardKey - decode a Standard Webhooks secret into key (room for its
+ * length plus one byte); *len is the secret's length in, the key's out.
  */
-static const uint8_t *
-WhStandardKey(const char *secret, size_t *len, int position)
+static void
+WhStandardKey(const char *secret, size_t *len, uint8_t *key, int position)
 {
-	uint8_t    *raw = palloc(*len + 1);
-
-	if (!wh_standard_secret(secret, *len, raw, *len + 1, len))
+	if (!wh_standard_secret(secret, *len, key, *len + 1, len))
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("webhook secret %d is not a Standard Webhooks secret",
 					   position),
 				errdetail("A Standard Webhooks secret is base64, optionally prefixed by whsec_."));
-	return raw;
 }
 
 /*
- * WhForgetKeys - wipe the key bytes this module decoded itself.
+ * WhForgetKeys - wipe the copies of the secrets that WhKeys made, as soon
+ * as they are no longer needed.
  */
 static void
-WhForgetKeys(const WhScheme *s, WhKey *keys, int nkeys)
+WhForgetKeys(WhKey *keys, int nkeys)
 {
-	if (!s->base64_secret)
-		return;
 	for (int i = 0; i < nkeys; i++)
 		OPENSSL_cleanse((void *) keys[i].key, keys[i].len);
 }
@@ -624,7 +677,7 @@ payments_webhook_verify(PG_FUNCTION_ARGS)
 			 VARSIZE_ANY_EXHDR(body),
 			 WhToleranceSeconds(PG_GETARG_INTERVAL_P(4)),
 			 WhUnixSeconds(PG_GETARG_TIMESTAMPTZ(5)), &res);
-	WhForgetKeys(s, keys, nkeys);
+	WhForgetKeys(keys, nkeys);
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	values[0] = BoolGetDatum(res.reason == WH_OK);
@@ -646,8 +699,8 @@ typedef struct WhDelivery
 	uint8_t		body_sha256[WH_MAC_LEN];
 } WhDelivery;
 
-/* The statements of webhook_receive and webhook_purge, planned once. */
-typedef enum WhStmt
+/* The statements of webhook_receive and webhook_purge. */
+typedef enum WhStmtId
 {
 	WH_STMT_ENDPOINT,
 	WH_STMT_SECRETS,
@@ -657,77 +710,61 @@ typedef enum WhStmt
 	WH_STMT_PURGE_INBOX,
 	WH_STMT_PURGE_REJECTIONS,
 	WH_NSTMTS
-} WhStmt;
+} WhStmtId;
 
-static const char *const WhStmtSql[WH_NSTMTS] = {
-	[WH_STMT_ENDPOINT] =
-	"SELECT scheme, tolerance FROM " PAYMENTS_SCHEMA ".webhook_endpoints"
-	" WHERE name = $1",
-	[WH_STMT_SECRETS] =
-	"SELECT pg_catalog.array_agg(secret ORDER BY id)"
-	" FROM " PAYMENTS_SCHEMA ".webhook_secrets"
-	" WHERE endpoint = $1 AND (expires_at IS NULL OR expires_at > $2)",
-	[WH_STMT_REJECT] =
-	"INSERT INTO " PAYMENTS_SCHEMA ".webhook_rejections"
-	" (endpoint, reason, body_sha256, received_at) VALUES ($1, $2, $3, $4)",
+static PmStmt WhStmts[WH_NSTMTS] = {
+	[WH_STMT_ENDPOINT] = {
+		"SELECT scheme, tolerance FROM " PAYMENTS_SCHEMA ".webhook_endpoints"
+		" WHERE name = $1",
+		1, {TEXTOID}
+	},
+	[WH_STMT_SECRETS] = {
+		"SELECT pg_catalog.array_agg(secret ORDER BY id)"
+		" FROM " PAYMENTS_SCHEMA ".webhook_secrets"
+		" WHERE endpoint = $1 AND (expires_at IS NULL OR expires_at > $2)",
+		2, {TEXTOID, TIMESTAMPTZOID}
+	},
+	[WH_STMT_REJECT] = {
+		"INSERT INTO " PAYMENTS_SCHEMA ".webhook_rejections"
+		" (endpoint, reason, body_sha256, received_at) VALUES ($1, $2, $3, $4)",
+		4, {TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}
+	},
 	/* signature headers are dropped: they are useless once verified */
-	[WH_STMT_STORE] =
-	"INSERT INTO " PAYMENTS_SCHEMA ".webhook_inbox"
-	" (endpoint, event_id, headers, body, received_at)"
-	" SELECT $1, $2, COALESCE("
-	"   (SELECT pg_catalog.jsonb_object_agg(h.key, h.value)"
-	"    FROM pg_catalog.jsonb_each($3) AS h"
-	"    WHERE pg_catalog.lower(h.key) <> ALL (ARRAY['stripe-signature',"
-	"     'webhook-signature', 'x-hub-signature-256', 'x-hub-signature',"
-	"     'x-shopify-hmac-sha256', 'x-slack-signature'])),"
-	"   '{}'::pg_catalog.jsonb), $4, $5"
-	" ON CONFLICT (endpoint, event_id) DO NOTHING RETURNING id",
-	[WH_STMT_EXISTING] =
-	"SELECT id FROM " PAYMENTS_SCHEMA ".webhook_inbox"
-	" WHERE endpoint = $1 AND event_id = $2",
-	[WH_STMT_PURGE_INBOX] =
-	"DELETE FROM " PAYMENTS_SCHEMA ".webhook_inbox WHERE received_at < $1",
-	[WH_STMT_PURGE_REJECTIONS] =
-	"DELETE FROM " PAYMENTS_SCHEMA ".webhook_rejections WHERE received_at < $1",
+	[WH_STMT_STORE] = {
+		"INSERT INTO " PAYMENTS_SCHEMA ".webhook_inbox"
+		" (endpoint, event_id, headers, body, received_at)"
+		" SELECT $1, $2, COALESCE("
+		"   (SELECT pg_catalog.jsonb_object_agg(h.key, h.value)"
+		"    FROM pg_catalog.jsonb_each($3) AS h"
+		"    WHERE pg_catalog.lower(h.key) <> ALL (ARRAY['stripe-signature',"
+		"     'webhook-signature', 'x-hub-signature-256', 'x-hub-signature',"
+		"     'x-shopify-hmac-sha256', 'x-slack-signature'])),"
+		"   '{}'::pg_catalog.jsonb), $4, $5"
+		" ON CONFLICT (endpoint, event_id) DO NOTHING RETURNING id",
+		5, {TEXTOID, TEXTOID, JSONBOID, BYTEAOID, TIMESTAMPTZOID}
+	},
+	[WH_STMT_EXISTING] = {
+		"SELECT id FROM " PAYMENTS_SCHEMA ".webhook_inbox"
+		" WHERE endpoint = $1 AND event_id = $2",
+		2, {TEXTOID, TEXTOID}
+	},
+	[WH_STMT_PURGE_INBOX] = {
+		"DELETE FROM " PAYMENTS_SCHEMA ".webhook_inbox WHERE received_at < $1",
+		1, {TIMESTAMPTZOID}
+	},
+	[WH_STMT_PURGE_REJECTIONS] = {
+		"DELETE FROM " PAYMENTS_SCHEMA ".webhook_rejections WHERE received_at < $1",
+		1, {TIMESTAMPTZOID}
+	},
 };
-
-static const Oid WhStmtTypes[WH_NSTMTS][5] = {
-	[WH_STMT_ENDPOINT] = {TEXTOID},
-	[WH_STMT_SECRETS] = {TEXTOID, TIMESTAMPTZOID},
-	[WH_STMT_REJECT] = {TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID},
-	[WH_STMT_STORE] = {TEXTOID, TEXTOID, JSONBOID, BYTEAOID, TIMESTAMPTZOID},
-	[WH_STMT_EXISTING] = {TEXTOID, TEXTOID},
-	[WH_STMT_PURGE_INBOX] = {TIMESTAMPTZOID},
-	[WH_STMT_PURGE_REJECTIONS] = {TIMESTAMPTZOID},
-};
-
-static const int WhStmtNargs[WH_NSTMTS] = {1, 2, 4, 5, 2, 1, 1};
-
-static SPIPlanPtr WhPlans[WH_NSTMTS];
 
 /*
- * WhExec - run one of the statements (planned on first use and kept for
- * the session) with parameters that are never NULL; returns SPI_processed.
+ * WhExec - run one of the statements; returns the rows processed.
  */
 static uint64
-WhExec(WhStmt stmt, Datum *args)
+WhExec(WhStmtId stmt, Datum *args)
 {
-	int			rc;
-
-	if (WhPlans[stmt] == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(WhStmtSql[stmt], WhStmtNargs[stmt],
-									   (Oid *) WhStmtTypes[stmt]);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare webhook statement: %s",
-				 SPI_result_code_string(SPI_result));
-		WhPlans[stmt] = plan;
-	}
-	rc = SPI_execute_plan(WhPlans[stmt], args, NULL, false, 0);
-	if (rc < 0)
-		elog(ERROR, "webhook statement failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
+	return pm_stmt_exec(&WhStmts[stmt], args, NULL);
 }
 
 /*
@@ -736,8 +773,7 @@ WhExec(WhStmt stmt, Datum *args)
 static Datum
 WhFirstDatum(int col, bool *isnull)
 {
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col,
-						 isnull);
+	return pm_stmt_value(0, col, isnull);
 }
 
 /*
@@ -772,12 +808,22 @@ WhLoadKeys(const WhScheme *s, WhDelivery *d, WhKey **keys)
 	Datum		args[2] = {d->endpoint, TimestampTzGetDatum(d->at)};
 	bool		isnull;
 	Datum		secrets;
+	int			nkeys;
+	struct varlena *raw;
+	ArrayType  *arr;
 
 	WhExec(WH_STMT_SECRETS, args);
 	secrets = WhFirstDatum(1, &isnull);
 	if (isnull)
 		return 0;
-	return WhKeys(s, DatumGetArrayTypeP(secrets), keys);
+	raw = (struct varlena *) DatumGetPointer(secrets);
+	arr = DatumGetArrayTypeP(secrets);
+	nkeys = WhKeys(s, arr, keys);
+	/* the result's own copies of the secrets: wipe them too */
+	OPENSSL_cleanse(VARDATA_ANY(raw), VARSIZE_ANY_EXHDR(raw));
+	if ((Pointer) arr != (Pointer) raw)
+		OPENSSL_cleanse(VARDATA(arr), VARSIZE(arr) - VARHDRSZ);
+	return nkeys;
 }
 
 /*
@@ -853,7 +899,7 @@ WhReceive(WhDelivery *d, const char **status, int64 *inbox_id, Datum *event_id)
 
 	WhVerify(s, keys, nkeys, d->headers, VARDATA_ANY(d->body),
 			 VARSIZE_ANY_EXHDR(d->body), tolerance, WhUnixSeconds(d->at), &res);
-	WhForgetKeys(s, keys, nkeys);
+	WhForgetKeys(keys, nkeys);
 	*inbox_id = 0;
 	*event_id = WhEventIdDatum(&res, &isnull);
 	if (res.reason != WH_OK)
@@ -904,12 +950,12 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	d.at = PG_GETARG_TIMESTAMPTZ(3);
 	payments_sha256(VARDATA_ANY(d.body), VARSIZE_ANY_EXHDR(d.body), d.body_sha256);
 
-	SPI_connect();
+	pm_spi_begin();
 	reason = WhReceive(&d, &status, &inbox_id, &event_id);
-	/* the event id lives in SPI memory: copy it out before SPI_finish */
+	/* the event id lives in SPI memory: copy it out before pm_spi_end */
 	nulls[2] = event_id == (Datum) 0;
 	values[2] = nulls[2] ? (Datum) 0 : SPI_datumTransfer(event_id, false, -1);
-	SPI_finish();
+	pm_spi_end();
 
 	values[0] = CStringGetTextDatum(status);
 	values[1] = Int64GetDatum(inbox_id);
@@ -940,9 +986,9 @@ payments_webhook_purge(PG_FUNCTION_ARGS)
 	floor_ts = GetCurrentTransactionStartTimestamp() -
 		(int64) payments_webhook_retention * USECS_PER_SEC;
 	args[0] = TimestampTzGetDatum(Min(PG_GETARG_TIMESTAMPTZ(0), floor_ts));
-	SPI_connect();
+	pm_spi_begin();
 	n = WhExec(WH_STMT_PURGE_INBOX, args);
 	n += WhExec(WH_STMT_PURGE_REJECTIONS, args);
-	SPI_finish();
+	pm_spi_end();
 	PG_RETURN_INT64((int64) n);
 }

@@ -11,6 +11,4 @@
 /* payments.webhook_retention, in seconds. */
 extern int	payments_webhook_retention;
 
-extern void PaymentsWebhookInit(void);
-
 #endif							/* PAYMENTS_WEBHOOK_H */

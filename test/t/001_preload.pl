@@ -45,6 +45,9 @@ my ($ret, $out, $err) = $node->psql('postgres', "LOAD 'payments'");
 is($ret, 0, 'not preloaded: LOAD in a session works');
 is($node->safe_psql('postgres', 'SELECT payments.preloaded()'),
 	'f', 'not preloaded: payments.preloaded() says so');
+is($node->safe_psql('postgres',
+		"LOAD 'payments'; SET payments.redact_server_log = on; SHOW payments.redact_server_log"),
+	'off', 'not preloaded: SHOW payments.redact_server_log says off, as nothing is scrubbed');
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 ($ret, $out, $err) = $node->psql('fresh', 'CREATE EXTENSION payments');
 is($ret, 0, 'not preloaded: CREATE EXTENSION works');

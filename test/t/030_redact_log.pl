@@ -69,6 +69,22 @@ for my $p (@pans)
 }
 unlike($log, qr/cvv: 321/, 'the cvv is not in the log');
 
+# The statement is logged masked, yet the statement's own code reads the
+# original text through current_query(), before and after the log line.
+$node->safe_psql('postgres', 'CREATE TABLE seen (q text)');
+$log_start = -s $node->logfile;
+$node->safe_psql('postgres', q{DO $$ BEGIN INSERT INTO seen VALUES (current_query());
+RAISE WARNING 'logged with its statement'; INSERT INTO seen VALUES (current_query());
+PERFORM 'card 4000 0566 5566 5556'; END $$});
+$log = slurp_file($node->logfile, $log_start);
+like($log, qr{STATEMENT:  DO .*PERFORM 'card \*{12}5556'}s, 'the statement is logged masked');
+unlike($log, qr/4000 0566/, 'the card number is not in the log');
+is($node->safe_psql('postgres',
+		q{SELECT count(*) FILTER (WHERE q LIKE '%card 4000 0566 5566 5556%') FROM seen}),
+	'2', 'current_query() returns the original text after the log line too');
+is($node->safe_psql('postgres', 'SHOW payments.redact_server_log'),
+	'on', 'preloaded: SHOW payments.redact_server_log says on');
+
 # Only a superuser may turn the scrubber off; turned off, the number shows.
 ($ret, $out, $err) = $node->psql('postgres', 'SET payments.redact_server_log = off',
 	extra_params => [ '-U', 'app' ]);

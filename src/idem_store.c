@@ -1,0 +1,484 @@
+/*-------------------------------------------------------------------------
+ *
+ * idem_store.c
+ *	  Idempotency keys: reading and writing payments.idempotency_keys.
+ *
+ * Replays and refusals are answered from a primary-key lookup, and a new
+ * key is claimed with a speculative insertion (the protocol of INSERT ...
+ * ON CONFLICT DO NOTHING), both directly through fastpath.c when the table
+ * is exactly as the install script made it; otherwise, and for every other
+ * statement, through the statements below (stmt.c), which fire whatever a
+ * DBA added.  Every row read is copied into the caller's context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_collation_d.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "fastpath.h"
+#include "idempotency.h"
+#include "payments.h"
+#include "stmt.h"
+
+#define IDEM_QUALIFIED		PAYMENTS_SCHEMA ".idempotency_keys"
+#define IDEM_PURGE_BATCH	10000
+
+/* Attribute numbers of payments.idempotency_keys, in table order. */
+enum
+{
+	IA_SCOPE = 1, IA_KEY, IA_FINGERPRINT, IA_STATE, IA_RECOVERY_POINT,
+	IA_RESPONSE, IA_ERROR, IA_CREATED_AT, IA_LOCKED_UNTIL, IA_EXPIRES_AT,
+	IA_LEASE
+};
+#define IDEM_NATTS IA_LEASE
+
+static const FpColumn IdemColumns[IDEM_NATTS] = {
+	{"scope", TEXTOID, C_COLLATION_OID, true},
+	{"key", TEXTOID, C_COLLATION_OID, true},
+	{"fingerprint", BYTEAOID, InvalidOid, true},
+	{"state", TEXTOID, DEFAULT_COLLATION_OID, true},
+	{"recovery_point", TEXTOID, DEFAULT_COLLATION_OID, false},
+	{"response", JSONBOID, InvalidOid, false},
+	{"error", JSONBOID, InvalidOid, false},
+	{"created_at", TIMESTAMPTZOID, InvalidOid, true},
+	{"locked_until", TIMESTAMPTZOID, InvalidOid, false},
+	{"expires_at", TIMESTAMPTZOID, InvalidOid, true},
+	{"lease", INTERVALOID, InvalidOid, true},
+};
+
+static const char *const IdemChecks[] = {
+	"idempotency_keys_key_check", "idempotency_keys_scope_check",
+	"idempotency_keys_fingerprint_check", "idempotency_keys_state_check",
+};
+
+static FpTable IdemTable = {
+	.relname = "idempotency_keys",
+	.what = "idempotency key",
+	.ncolumns = IDEM_NATTS,
+	.columns = IdemColumns,
+	.nchecks = lengthof(IdemChecks),
+	.checks = IdemChecks,
+};
+
+/*
+ * The columns a decision needs, from fingerprint to expires_at, cast to
+ * the types this file reads whatever a DBA altered (a no-op otherwise).
+ */
+#define IDEM_ROW_COLUMNS \
+	"fingerprint::pg_catalog.bytea, state::pg_catalog.text," \
+	" recovery_point::pg_catalog.text, response::pg_catalog.jsonb," \
+	" error::pg_catalog.jsonb, created_at::pg_catalog.timestamptz," \
+	" locked_until::pg_catalog.timestamptz, expires_at::pg_catalog.timestamptz"
+
+/* "(scope, key) = ($1, $2)" with the operators schema-qualified. */
+#define IDEM_WHERE_KEY \
+	" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+
+/* An in_flight row that has not expired, at time $4. */
+#define IDEM_WHERE_LIVE \
+	IDEM_WHERE_KEY " AND state OPERATOR(pg_catalog.=) 'in_flight'" \
+	" AND (expires_at OPERATOR(pg_catalog.>) $4" \
+	" OR locked_until OPERATOR(pg_catalog.>) $4)"
+
+/* A whole new in_flight row: $1 scope .. $7 lease, as in IdemRowArgs. */
+#define IDEM_ROW_ARGTYPES \
+	{TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID, \
+	TIMESTAMPTZOID, INTERVALOID}
+
+typedef enum IdemStmtId
+{
+	IDEM_STMT_LOOKUP,
+	IDEM_STMT_INSERT,
+	IDEM_STMT_LOCK,
+	IDEM_STMT_OVERWRITE,
+	IDEM_STMT_TAKEOVER,
+	IDEM_STMT_CHECKPOINT,
+	IDEM_STMT_COMPLETE,
+	IDEM_STMT_FAIL,
+	IDEM_STMT_FORGET,
+	IDEM_STMT_PURGE,
+	IDEM_NSTMTS
+} IdemStmtId;
+
+static PmStmt IdemStmts[IDEM_NSTMTS] = {
+	[IDEM_STMT_LOOKUP] = {
+		"SELECT " IDEM_ROW_COLUMNS " FROM " IDEM_QUALIFIED IDEM_WHERE_KEY,
+		2, {TEXTOID, TEXTOID}
+	},
+	[IDEM_STMT_INSERT] = {
+		"INSERT INTO " IDEM_QUALIFIED " (scope, key, fingerprint, state,"
+		" created_at, locked_until, expires_at, lease)"
+		" VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, $7)"
+		" ON CONFLICT (scope, key) DO NOTHING",
+		7, IDEM_ROW_ARGTYPES
+	},
+	[IDEM_STMT_LOCK] = {
+		"SELECT " IDEM_ROW_COLUMNS " FROM " IDEM_QUALIFIED IDEM_WHERE_KEY
+		" FOR UPDATE",
+		2, {TEXTOID, TEXTOID}
+	},
+	[IDEM_STMT_OVERWRITE] = {
+		"UPDATE " IDEM_QUALIFIED " SET fingerprint = $3,"
+		" state = 'in_flight', recovery_point = NULL,"
+		" response = NULL, error = NULL, created_at = $4,"
+		" locked_until = $5, expires_at = $6, lease = $7" IDEM_WHERE_KEY,
+		7, IDEM_ROW_ARGTYPES
+	},
+	[IDEM_STMT_TAKEOVER] = {
+		"UPDATE " IDEM_QUALIFIED " SET locked_until = $3,"
+		" lease = $4, expires_at = GREATEST(expires_at, $3)" IDEM_WHERE_KEY,
+		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID}
+	},
+	[IDEM_STMT_CHECKPOINT] = {
+		"UPDATE " IDEM_QUALIFIED " SET recovery_point = $3,"
+		" locked_until = $4 OPERATOR(pg_catalog.+) lease,"
+		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) lease)"
+		IDEM_WHERE_LIVE,
+		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	},
+	[IDEM_STMT_COMPLETE] = {
+		"UPDATE " IDEM_QUALIFIED " SET state = 'completed',"
+		" response = $3, locked_until = NULL" IDEM_WHERE_LIVE,
+		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+	},
+	[IDEM_STMT_FAIL] = {
+		"UPDATE " IDEM_QUALIFIED " SET state = 'failed',"
+		" error = $3, locked_until = NULL" IDEM_WHERE_LIVE,
+		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+	},
+	[IDEM_STMT_FORGET] = {
+		"DELETE FROM " IDEM_QUALIFIED IDEM_WHERE_LIVE,
+		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	[IDEM_STMT_PURGE] = {
+		"DELETE FROM " IDEM_QUALIFIED " WHERE ctid OPERATOR(pg_catalog.=) ANY"
+		" (ARRAY(SELECT ctid FROM " IDEM_QUALIFIED
+		" WHERE expires_at OPERATOR(pg_catalog.<) $1"
+		" AND expires_at OPERATOR(pg_catalog.<=) $2"
+		" AND (state OPERATOR(pg_catalog.<>) 'in_flight'"
+		" OR locked_until IS NULL OR locked_until OPERATOR(pg_catalog.<=) $2)"
+		" LIMIT $3 FOR UPDATE SKIP LOCKED))",
+		3, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID}
+	},
+};
+
+/* The statement of each kind of finish. */
+static const IdemStmtId IdemFinishStmts[] = {
+	[IDEM_FINISH_CHECKPOINT] = IDEM_STMT_CHECKPOINT,
+	[IDEM_FINISH_COMPLETE] = IDEM_STMT_COMPLETE,
+	[IDEM_FINISH_FAIL] = IDEM_STMT_FAIL,
+	[IDEM_FINISH_FORGET] = IDEM_STMT_FORGET,
+};
+
+const char *const IdemStateNames[] = {"in_flight", "completed", "failed"};
+
+/*
+ * IdemStateFromName - the state of a stored state name.
+ */
+static IdemState
+IdemStateFromName(const char *name)
+{
+	for (int i = 0; i <= IDEM_FAILED; i++)
+		if (strcmp(name, IdemStateNames[i]) == 0)
+			return (IdemState) i;
+	elog(ERROR, "unknown idempotency key state \"%s\"", name);
+	return IDEM_IN_FLIGHT;		/* keep compiler quiet */
+}
+
+/*
+ * IdemRowFromDatums - copy the IDEM_ROW_COLUMNS values into row, in cxt.
+ */
+static void
+IdemRowFromDatums(const Datum *v, const bool *n, IdemRow *row,
+				  MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	bytea	   *fp = DatumGetByteaPP(v[0]);
+	char	   *state = TextDatumGetCString(v[1]);
+
+	if (VARSIZE_ANY_EXHDR(fp) != IDEM_FP_LEN)
+		elog(ERROR, "idempotency key row has a malformed fingerprint");
+	memcpy(row->fingerprint, VARDATA_ANY(fp), IDEM_FP_LEN);
+	row->facts.state = IdemStateFromName(state);
+	row->recovery_point = n[2] ? NULL : DatumGetTextPCopy(v[2]);
+	row->response = n[3] ? NULL : DatumGetJsonbPCopy(v[3]);
+	row->error = n[4] ? NULL : DatumGetJsonbPCopy(v[4]);
+	row->created_at = DatumGetTimestampTz(v[5]);
+	row->facts.leased = !n[6];
+	row->facts.locked_until = n[6] ? 0 : DatumGetTimestampTz(v[6]);
+	row->facts.expires_at = DatumGetTimestampTz(v[7]);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * IdemRowFromResult - the first row of an IDEM_ROW_COLUMNS result.
+ */
+static void
+IdemRowFromResult(IdemRow *row, MemoryContext cxt)
+{
+	Datum		v[8];
+	bool		n[8];
+
+	for (int i = 0; i < 8; i++)
+		v[i] = pm_stmt_value(0, i + 1, &n[i]);
+	IdemRowFromDatums(v, n, row, cxt);
+}
+
+/*
+ * IdemFingerprintDatum - the request's fingerprint as a bytea datum.
+ */
+static Datum
+IdemFingerprintDatum(const IdemRequest *req)
+{
+	bytea	   *fp = palloc(VARHDRSZ + IDEM_FP_LEN);
+
+	SET_VARSIZE(fp, VARHDRSZ + IDEM_FP_LEN);
+	memcpy(VARDATA(fp), req->fingerprint, IDEM_FP_LEN);
+	return PointerGetDatum(fp);
+}
+
+/*
+ * IdemRowArgs - a whole new in_flight row as IDEM_ROW_ARGTYPES arguments.
+ */
+static void
+IdemRowArgs(const IdemRequest *req, Datum *args)
+{
+	args[0] = PointerGetDatum(req->k.scope);
+	args[1] = PointerGetDatum(req->k.key);
+	args[2] = IdemFingerprintDatum(req);
+	args[3] = TimestampTzGetDatum(req->k.now);
+	args[4] = TimestampTzGetDatum(req->locked_until);
+	args[5] = TimestampTzGetDatum(req->expires_at);
+	args[6] = PointerGetDatum(req->lease);
+}
+
+/*
+ * IdemLookupFast - the lookup through the primary key index.
+ */
+static bool
+IdemLookupFast(const IdemKey *k, Relation rel, IdemRow *row)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	ScanKeyData skey[2];
+	bool		found;
+
+	ScanKeyInit(&skey[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(k->scope));
+	ScanKeyInit(&skey[1], 2, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(k->key));
+	found = fp_fetch(&IdemTable, rel, skey, 2, slot);
+	if (found)
+		IdemRowFromDatums(slot->tts_values + IA_FINGERPRINT - 1,
+						  slot->tts_isnull + IA_FINGERPRINT - 1, row, k->cxt);
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
+/*
+ * IdemLookupSpi - the lookup as a statement.
+ */
+static bool
+IdemLookupSpi(const IdemKey *k, IdemRow *row)
+{
+	Datum		args[2] = {PointerGetDatum(k->scope), PointerGetDatum(k->key)};
+	MemoryContext cxt = pm_spi_begin();
+	bool		found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOOKUP], args, NULL) > 0;
+
+	if (found)
+		IdemRowFromResult(row, cxt);
+	pm_spi_end();
+	return found;
+}
+
+/*
+ * idem_store_lookup - read the key's row without locking it, as a new
+ * statement would see it; false if there is none.
+ */
+bool
+idem_store_lookup(const IdemKey *k, IdemRow *row)
+{
+	Relation	rel = fp_open(&IdemTable, AccessShareLock);
+	bool		found;
+
+	if (fp_exact(&IdemTable, rel))
+		found = IdemLookupFast(k, rel, row);
+	else
+		found = IdemLookupSpi(k, row);
+	table_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * IdemInsertFast - the speculative insertion of a new in_flight row.  Its
+ * values satisfy the table's CHECK constraints by construction: key and
+ * scope were validated, the fingerprint is 32 bytes.
+ */
+static bool
+IdemInsertFast(const IdemRequest *req, Relation rel)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	Datum	   *v = slot->tts_values;
+	bool	   *n = slot->tts_isnull;
+	Datum		args[7];
+	bool		inserted;
+
+	IdemRowArgs(req, args);
+	ExecClearTuple(slot);
+	memset(n, false, IDEM_NATTS * sizeof(bool));
+	v[IA_SCOPE - 1] = args[0];
+	v[IA_KEY - 1] = args[1];
+	v[IA_FINGERPRINT - 1] = args[2];
+	v[IA_STATE - 1] = CStringGetTextDatum(IdemStateNames[IDEM_IN_FLIGHT]);
+	n[IA_RECOVERY_POINT - 1] = n[IA_RESPONSE - 1] = n[IA_ERROR - 1] = true;
+	v[IA_CREATED_AT - 1] = args[3];
+	v[IA_LOCKED_UNTIL - 1] = args[4];
+	v[IA_EXPIRES_AT - 1] = args[5];
+	v[IA_LEASE - 1] = args[6];
+	ExecStoreVirtualTuple(slot);
+	inserted = fp_insert_speculative(&IdemTable, rel, slot);
+	ExecDropSingleTupleTableSlot(slot);
+	return inserted;
+}
+
+/*
+ * IdemInsertSpi - the insertion as INSERT ... ON CONFLICT DO NOTHING.
+ */
+static bool
+IdemInsertSpi(const IdemRequest *req)
+{
+	Datum		args[7];
+	bool		inserted;
+
+	IdemRowArgs(req, args);
+	pm_spi_begin();
+	inserted = pm_stmt_exec(&IdemStmts[IDEM_STMT_INSERT], args, NULL) > 0;
+	pm_spi_end();
+	return inserted;
+}
+
+/*
+ * idem_store_insert - claim a new key; false if the key exists.  A caller
+ * racing an uncommitted insert of the same key waits for that
+ * transaction, as with a unique index.
+ */
+bool
+idem_store_insert(const IdemRequest *req)
+{
+	Relation	rel;
+	bool		inserted;
+
+	PreventCommandIfReadOnly("idempotency_begin()");
+	rel = fp_open(&IdemTable, RowExclusiveLock);
+	if (fp_exact(&IdemTable, rel))
+		inserted = IdemInsertFast(req, rel);
+	else
+		inserted = IdemInsertSpi(req);
+	table_close(rel, NoLock);
+	return inserted;
+}
+
+/*
+ * idem_store_lock - read the key's row locked FOR UPDATE; false if it is
+ * gone.
+ */
+bool
+idem_store_lock(const IdemRequest *req, IdemRow *row)
+{
+	Datum		args[2] = {PointerGetDatum(req->k.scope),
+	PointerGetDatum(req->k.key)};
+	MemoryContext cxt = pm_spi_begin();
+	bool		found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOCK], args, NULL) > 0;
+
+	if (found)
+		IdemRowFromResult(row, cxt);
+	pm_spi_end();
+	return found;
+}
+
+/*
+ * idem_store_overwrite - reuse an expired key (locked by us) for a new
+ * request.
+ */
+void
+idem_store_overwrite(const IdemRequest *req)
+{
+	Datum		args[7];
+
+	IdemRowArgs(req, args);
+	pm_spi_begin();
+	pm_stmt_exec(&IdemStmts[IDEM_STMT_OVERWRITE], args, NULL);
+	pm_spi_end();
+}
+
+/*
+ * idem_store_takeover - give an in_flight key whose lease ran out (locked
+ * by us) to this caller for a new lease.
+ */
+void
+idem_store_takeover(const IdemRequest *req)
+{
+	Datum		args[4] = {PointerGetDatum(req->k.scope),
+		PointerGetDatum(req->k.key),
+		TimestampTzGetDatum(req->locked_until),
+	PointerGetDatum(req->lease)};
+
+	pm_spi_begin();
+	pm_stmt_exec(&IdemStmts[IDEM_STMT_TAKEOVER], args, NULL);
+	pm_spi_end();
+}
+
+/*
+ * idem_store_finish - checkpoint, complete, fail or forget a live in_flight
+ * key; false when there is none.
+ */
+bool
+idem_store_finish(const IdemKey *k, IdemFinishKind kind, Datum value)
+{
+	Datum		args[4] = {PointerGetDatum(k->scope), PointerGetDatum(k->key),
+	value, TimestampTzGetDatum(k->now)};
+	uint64		n;
+
+	if (kind == IDEM_FINISH_FORGET)
+		args[2] = TimestampTzGetDatum(k->now);
+	pm_spi_begin();
+	n = pm_stmt_exec(&IdemStmts[IdemFinishStmts[kind]], args, NULL);
+	pm_spi_end();
+	return n > 0;
+}
+
+/*
+ * idem_store_purge - delete keys expired before min(before, now) in
+ * batches, skipping rows others have locked; in_flight keys whose lease
+ * runs are never expired.  Returns the number deleted.
+ */
+int64
+idem_store_purge(TimestampTz before)
+{
+	Datum		args[3] = {TimestampTzGetDatum(before),
+		TimestampTzGetDatum(GetCurrentTimestamp()),
+	Int32GetDatum(IDEM_PURGE_BATCH)};
+	int64		total = 0;
+	uint64		n;
+
+	pm_spi_begin();
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		n = pm_stmt_exec(&IdemStmts[IDEM_STMT_PURGE], args, NULL);
+		total += n;
+	} while (n == IDEM_PURGE_BATCH);
+	pm_spi_end();
+	return total;
+}

@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * idempotency.h
+ *	  Idempotency keys: what the SQL entry points (idempotency.c) and the
+ *	  storage (idem_store.c) share.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYMENTS_IDEMPOTENCY_H
+#define PAYMENTS_IDEMPOTENCY_H
+
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+
+#include "digest.h"
+#include "idem_decide.h"
+
+#define IDEM_FP_LEN PAYMENTS_SHA256_LEN
+
+extern const char *const IdemStateNames[];
+
+/* The key a call is about, and when the call happened. */
+typedef struct IdemKey
+{
+	text	   *scope;
+	text	   *key;
+	TimestampTz now;
+	MemoryContext cxt;			/* where results are copied (outlives SPI) */
+} IdemKey;
+
+/* The arguments of begin. */
+typedef struct IdemRequest
+{
+	IdemKey		k;
+	uint8		fingerprint[IDEM_FP_LEN];
+	Interval   *lease;
+	TimestampTz locked_until;
+	TimestampTz expires_at;
+} IdemRequest;
+
+/* A stored row, as far as a decision and a replay need it. */
+typedef struct IdemRow
+{
+	IdemFacts	facts;			/* same_request is filled by the caller */
+	uint8		fingerprint[IDEM_FP_LEN];
+	text	   *recovery_point;
+	Jsonb	   *response;
+	Jsonb	   *error;
+	TimestampTz created_at;
+} IdemRow;
+
+/* What checkpoint, complete and fail change on a live in_flight key. */
+typedef enum IdemFinishKind
+{
+	IDEM_FINISH_CHECKPOINT,		/* value: recovery_point text */
+	IDEM_FINISH_COMPLETE,		/* value: response jsonb */
+	IDEM_FINISH_FAIL,			/* value: error jsonb */
+	IDEM_FINISH_FORGET			/* value: unused; deletes the key */
+} IdemFinishKind;
+
+extern bool idem_store_lookup(const IdemKey *k, IdemRow *row);
+extern bool idem_store_insert(const IdemRequest *req);
+extern bool idem_store_lock(const IdemRequest *req, IdemRow *row);
+extern void idem_store_overwrite(const IdemRequest *req);
+extern void idem_store_takeover(const IdemRequest *req);
+extern bool idem_store_finish(const IdemKey *k, IdemFinishKind kind,
+							  Datum value);
+extern int64 idem_store_purge(TimestampTz before);
+
+#endif							/* PAYMENTS_IDEMPOTENCY_H */

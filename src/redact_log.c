@@ -1,0 +1,324 @@
+/*-------------------------------------------------------------------------
+ *
+ * redact_log.c
+ *	  The server-log scrubber: an emit_log_hook that masks card data.
+ *
+ * With shared_preload_libraries = 'payments', every message bound for the
+ * server log has its message, detail, hint, context and internal query
+ * scrubbed by the scanner of redact_scan.c before the hooks installed
+ * before ours, the log and the client see it.  The logged statement is
+ * not part of the message: PostgreSQL prints debug_query_string.  When
+ * that holds card data, the hook points debug_query_string at a scrubbed
+ * copy, writes the message to the server log itself (EmitErrorReport with
+ * no hook and no client output), and points it back at once; PostgreSQL
+ * then sends the client its copy as usual.  So current_query() and every
+ * other reader of debug_query_string see the original text, whatever was
+ * logged.
+ *
+ * The hook runs while an error is being reported, possibly in a critical
+ * section on the way to a PANIC, and in the postmaster.  Its rules:
+ *	- it never throws: memory is asked for without raising an error, and a
+ *	  field that cannot be scrubbed is dropped, never written unscrubbed;
+ *	- it never reads the catalog: only GUC variables and the encoding;
+ *	- it allocates only in the current context, which during
+ *	  EmitErrorReport is ErrorContext, allowed in critical sections, and
+ *	  frees the statement copy before it returns;
+ *	- it counts masked PANs only in postmaster children (payments_count);
+ *	- it leaves debug_query_string and emit_log_hook as it found them.
+ *
+ * Hook order: a library listed after payments in shared_preload_libraries
+ * installs its emit_log_hook later, so it runs first and sees raw card
+ * numbers.  The postmaster warns about that once at start, and a backend
+ * that meets a hook installed later (LOAD, session_preload_libraries)
+ * warns once at the end of its next transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "payments.h"
+#include "redact.h"
+#include "stats.h"
+
+bool		payments_redact_server_log = true;
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* Whether this process runs the hook (set when preloaded). */
+static bool RedactLogInstalled = false;
+
+/*
+ * The outermost emit_log_hook when the postmaster checked the order (it
+ * warned about it then), and whether this process has warned since.
+ */
+static emit_log_hook_type RedactHookAtStart = NULL;
+static bool RedactOrderWarned = false;
+static bool RedactOrderPending = false;
+
+/* The last statement found clean: its address, length and hash. */
+static const char *RedactCleanStmt = NULL;
+static size_t RedactCleanLen = 0;
+static uint64 RedactCleanHash = 0;
+
+static void RedactEmitLog(ErrorData *edata);
+
+/*
+ * RedactShowServerLog - SHOW payments.redact_server_log: "on" only when
+ * this process really scrubs, so that the setting cannot claim protection
+ * the server does not give when the library is not preloaded.
+ */
+static const char *
+RedactShowServerLog(void)
+{
+	return RedactLogInstalled && payments_redact_server_log ? "on" : "off";
+}
+
+/*
+ * RedactLogDefineGucs - payments.redact_server_log.
+ */
+static void
+RedactLogDefineGucs(void)
+{
+	DefineCustomBoolVariable("payments.redact_server_log",
+							 "Scrubs card data from every server log message.",
+							 "Needs shared_preload_libraries = 'payments'; shows off without it.",
+							 &payments_redact_server_log, true,
+							 PGC_SUSET, 0, NULL, NULL, RedactShowServerLog);
+}
+
+/*
+ * RedactOrderWarn - transaction callback: the deferred warning of a
+ * backend that met an emit_log_hook installed after ours.  It runs in
+ * ordinary code, where a warning may be raised, unlike the hook.
+ */
+static void
+RedactOrderWarn(XactEvent event, void *arg)
+{
+	if (!RedactOrderPending ||
+		(event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_ABORT))
+		return;
+	RedactOrderPending = false;
+	ereport(WARNING,
+			errmsg("a library loaded after payments hooks the server log before the card-data scrubber"),
+			errdetail("That library sees log messages before card numbers are masked."),
+			errhint("Load payments after it: list payments last in shared_preload_libraries."));
+}
+
+/*
+ * RedactLogPreload - install the hook; only under shared_preload_libraries.
+ */
+static void
+RedactLogPreload(void)
+{
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = RedactEmitLog;
+	RedactLogInstalled = true;
+	RegisterXactCallback(RedactOrderWarn, NULL);
+}
+
+/*
+ * RedactLogPreloadDone - in the postmaster, once every preloaded library
+ * is in: warn if a later one put its emit_log_hook in front of ours.
+ */
+static void
+RedactLogPreloadDone(void)
+{
+	RedactHookAtStart = emit_log_hook;
+	if (emit_log_hook == RedactEmitLog)
+		return;
+	ereport(WARNING,
+			errmsg("a library listed after payments in shared_preload_libraries hooks the server log before the card-data scrubber"),
+			errdetail("That library sees log messages before card numbers are masked."),
+			errhint("List payments last in shared_preload_libraries."));
+}
+
+const PaymentsModule PaymentsRedactLogModule = {
+	.name = "redact_log",
+	.define_gucs = RedactLogDefineGucs,
+	.preload = RedactLogPreload,
+	.preload_done = RedactLogPreloadDone,
+};
+
+/*
+ * RedactLogField - scrub one palloc'd message field in place of the old
+ * one.  When no memory can be had for the scrubbed copy, the field is
+ * dropped rather than written unscrubbed.
+ */
+static void
+RedactLogField(char **field, const RsOptions *opt)
+{
+	size_t		len,
+				olen,
+				nspans,
+				npans;
+	char	   *out;
+
+	if (*field == NULL)
+		return;
+	len = strlen(*field);
+	olen = rs_redacted_len(*field, len, opt, &nspans, &npans);
+	if (nspans == 0)
+		return;
+	out = AllocSizeIsValid(olen + 1) ?
+		palloc_extended(olen + 1, MCXT_ALLOC_NO_OOM) : NULL;
+	if (out != NULL)
+	{
+		rs_redact(*field, len, opt, out, &npans);
+		out[olen] = '\0';
+		payments_count(PM_STAT_REDACT_PANS_MASKED, npans);
+	}
+	pfree(*field);
+	*field = out;
+}
+
+/*
+ * RedactLogLevelOutput - elog.c's is_log_level_output: whether a message
+ * of elevel is logged with the statement under log_min_error_statement.
+ */
+static bool
+RedactLogLevelOutput(int elevel, int log_min_level)
+{
+	if (elevel == LOG || elevel == LOG_SERVER_ONLY)
+		return log_min_level == LOG || log_min_level <= ERROR;
+	if (elevel == WARNING_CLIENT_ONLY)
+		return false;
+	if (log_min_level == LOG)
+		return elevel >= FATAL;
+	return elevel >= log_min_level;
+}
+
+/*
+ * RedactStatementCopy - the scrubbed copy of the statement this message
+ * will print, in the current context; NULL when none is printed or it is
+ * clean (remembered, so the next message of the statement skips the
+ * scan).  Sets *hide when it needs scrubbing but no memory can be had.
+ */
+static char *
+RedactStatementCopy(ErrorData *edata, const RsOptions *opt, bool *hide)
+{
+	const char *stmt = debug_query_string;
+	size_t		len,
+				olen,
+				nspans,
+				npans;
+	uint64		hash;
+	char	   *out;
+
+	*hide = false;
+	if (stmt == NULL || edata->hide_stmt ||
+		!RedactLogLevelOutput(edata->elevel, log_min_error_statement))
+		return NULL;
+	len = strlen(stmt);
+	hash = hash_bytes_extended((const unsigned char *) stmt, (int) Min(len, INT_MAX), 0);
+	if (stmt == RedactCleanStmt && len == RedactCleanLen && hash == RedactCleanHash)
+		return NULL;
+	olen = rs_redacted_len(stmt, len, opt, &nspans, &npans);
+	if (nspans == 0)
+	{
+		RedactCleanStmt = stmt;
+		RedactCleanLen = len;
+		RedactCleanHash = hash;
+		return NULL;
+	}
+	out = AllocSizeIsValid(olen + 1) ?
+		palloc_extended(olen + 1, MCXT_ALLOC_NO_OOM) : NULL;
+	*hide = out == NULL;
+	if (out == NULL)
+		return NULL;
+	rs_redact(stmt, len, opt, out, &npans);
+	out[olen] = '\0';
+	return out;
+}
+
+/*
+ * RedactEmitScrubbed - write the message to the server log with the
+ * scrubbed statement in debug_query_string, then put everything back.
+ * PostgreSQL sends the client its copy afterwards: the client's message
+ * has no statement, and sending it from here would be one level deeper
+ * in elog.c's recursion guard, which degrades non-ASCII text.
+ */
+static void
+RedactEmitScrubbed(ErrorData *edata, char *scrubbed)
+{
+	const char *saved_stmt = debug_query_string;
+	emit_log_hook_type saved_hook = emit_log_hook;
+	bool		to_client = edata->output_to_client;
+
+	debug_query_string = scrubbed;
+	PG_TRY();
+	{
+		if (prev_emit_log_hook)
+			prev_emit_log_hook(edata);
+		if (edata->output_to_server)
+		{
+			emit_log_hook = NULL;
+			edata->output_to_client = false;
+			EmitErrorReport();
+			edata->output_to_server = false;
+		}
+	}
+	PG_FINALLY();
+	{
+		debug_query_string = saved_stmt;
+		emit_log_hook = saved_hook;
+		edata->output_to_client = to_client;
+	}
+	PG_END_TRY();
+	pfree(scrubbed);
+}
+
+/*
+ * RedactNoteHookOrder - remember to warn (once, outside the hook) when an
+ * emit_log_hook was installed in front of ours after the postmaster's
+ * check.
+ */
+static void
+RedactNoteHookOrder(void)
+{
+	if (RedactOrderWarned || emit_log_hook == RedactEmitLog ||
+		emit_log_hook == RedactHookAtStart || !IsUnderPostmaster)
+		return;
+	RedactOrderWarned = true;
+	RedactOrderPending = true;
+}
+
+/*
+ * RedactEmitLog - emit_log_hook: scrub the message before anyone (the
+ * hooks installed before ours, the server log, the client) sees it.
+ */
+static void
+RedactEmitLog(ErrorData *edata)
+{
+	RsOptions	opt;
+	char	   *scrubbed = NULL;
+	bool		hide;
+
+	RedactNoteHookOrder();
+	if (payments_redact_server_log)
+	{
+		redact_scan_options(&opt, false);
+		RedactLogField(&edata->message, &opt);
+		RedactLogField(&edata->detail, &opt);
+		RedactLogField(&edata->detail_log, &opt);
+		RedactLogField(&edata->hint, &opt);
+		RedactLogField(&edata->context, &opt);
+		RedactLogField(&edata->internalquery, &opt);
+		scrubbed = RedactStatementCopy(edata, &opt, &hide);
+		if (hide)
+			edata->hide_stmt = true;
+	}
+	if (scrubbed != NULL)
+		RedactEmitScrubbed(edata, scrubbed);
+	else if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}

@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * stmt.c
+ *	  The one way the extension runs SQL from C (see stmt.h).
+ *
+ * Statements are prepared with SPI_prepare on first use and kept with
+ * SPI_keepplan for the backend's life; the plan cache replans them when a
+ * table they use changes.  Errors in a statement are the statement's own
+ * (SPI raises them); a negative SPI result is a programming error.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "stmt.h"
+
+/*
+ * pm_spi_begin - connect to SPI; returns the caller's memory context,
+ * where results that outlive pm_spi_end() must be copied.
+ */
+MemoryContext
+pm_spi_begin(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return caller;
+}
+
+/*
+ * pm_spi_end - disconnect; SPI's memory, results included, is freed.
+ */
+void
+pm_spi_end(void)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * pm_stmt_exec - run a statement, preparing and keeping it on first use;
+ * nulls as for SPI_execute_plan (NULL: none).  Returns SPI_processed.
+ */
+uint64
+pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls)
+{
+	int			rc;
+
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare \"%s\": %s", stmt->sql,
+				 SPI_result_code_string(SPI_result));
+		stmt->plan = plan;
+	}
+	rc = SPI_execute_plan(stmt->plan, (Datum *) args, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "\"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * pm_stmt_value - column col (from 1) of result row row, in SPI memory.
+ */
+Datum
+pm_stmt_value(uint64 row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/*
+ * pm_stmt_value_copy - column col of result row row, copied into the
+ * caller's context (the one pm_spi_begin returned).
+ */
+Datum
+pm_stmt_value_copy(uint64 row, int col, bool *isnull)
+{
+	Datum		value = pm_stmt_value(row, col, isnull);
+	Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, col - 1);
+
+	if (*isnull)
+		return (Datum) 0;
+	return SPI_datumTransfer(value, att->attbyval, att->attlen);
+}

@@ -1,0 +1,38 @@
+/*-------------------------------------------------------------------------
+ *
+ * stmt.h
+ *	  The one way the extension runs SQL from C: statements declared in a
+ *	  table, prepared once per backend, run through SPI.
+ *
+ * A module declares its statements as an array of PmStmt indexed by an
+ * enum, each with its SQL (schema-qualified, operators too) and argument
+ * types.  A call brackets its statements with pm_spi_begin(), which
+ * returns the caller's memory context, and pm_spi_end(); anything read
+ * from a result that must outlive the call is copied into that context
+ * before pm_spi_end() (pm_stmt_value_copy() does it for one value).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAYMENTS_STMT_H
+#define PAYMENTS_STMT_H
+
+#include "executor/spi.h"
+
+#define PM_STMT_MAX_ARGS 8
+
+/* One statement of a module. */
+typedef struct PmStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[PM_STMT_MAX_ARGS];
+	SPIPlanPtr	plan;			/* prepared on first use, kept */
+} PmStmt;
+
+extern MemoryContext pm_spi_begin(void);
+extern void pm_spi_end(void);
+extern uint64 pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls);
+extern Datum pm_stmt_value(uint64 row, int col, bool *isnull);
+extern Datum pm_stmt_value_copy(uint64 row, int col, bool *isnull);
+
+#endif							/* PAYMENTS_STMT_H */
