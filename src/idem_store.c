@@ -40,9 +40,9 @@ enum
 {
 	IA_SCOPE = 1, IA_KEY, IA_FINGERPRINT, IA_STATE, IA_RECOVERY_POINT,
 	IA_RESPONSE, IA_ERROR, IA_CREATED_AT, IA_LOCKED_UNTIL, IA_EXPIRES_AT,
-	IA_LEASE
+	IA_LEASE, IA_TTL, IA_OWNER_TOKEN
 };
-#define IDEM_NATTS IA_LEASE
+#define IDEM_NATTS IA_OWNER_TOKEN
 
 static const FpColumn IdemColumns[IDEM_NATTS] = {
 	{"scope", TEXTOID, C_COLLATION_OID, true},
@@ -56,6 +56,8 @@ static const FpColumn IdemColumns[IDEM_NATTS] = {
 	{"locked_until", TIMESTAMPTZOID, InvalidOid, false},
 	{"expires_at", TIMESTAMPTZOID, InvalidOid, true},
 	{"lease", INTERVALOID, InvalidOid, true},
+	{"ttl", INTERVALOID, InvalidOid, true},
+	{"owner_token", UUIDOID, InvalidOid, false},
 };
 
 static const char *const IdemChecks[] = {
@@ -73,29 +75,42 @@ static FpTable IdemTable = {
 };
 
 /*
- * The columns a decision needs, from fingerprint to expires_at, cast to
+ * The columns a decision needs, in table order from fingerprint, cast to
  * the types this file reads whatever a DBA altered (a no-op otherwise).
+ * IdemRowFromDatums reads them by position: lease and ttl are in the list
+ * only to keep the table's order.
  */
 #define IDEM_ROW_COLUMNS \
 	"fingerprint::pg_catalog.bytea, state::pg_catalog.text," \
 	" recovery_point::pg_catalog.text, response::pg_catalog.jsonb," \
 	" error::pg_catalog.jsonb, created_at::pg_catalog.timestamptz," \
-	" locked_until::pg_catalog.timestamptz, expires_at::pg_catalog.timestamptz"
+	" locked_until::pg_catalog.timestamptz, expires_at::pg_catalog.timestamptz," \
+	" lease::pg_catalog.interval, ttl::pg_catalog.interval," \
+	" owner_token::pg_catalog.uuid"
+#define IDEM_ROW_NCOLS (IDEM_NATTS - IA_FINGERPRINT + 1)
 
 /* "(scope, key) = ($1, $2)" with the operators schema-qualified. */
 #define IDEM_WHERE_KEY \
 	" WHERE scope OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
 
-/* An in_flight row that has not expired, at time $4. */
+/*
+ * An in_flight row that has not expired, at time $4, owned by the token $5
+ * (any owner when $5 is NULL).
+ */
 #define IDEM_WHERE_LIVE \
 	IDEM_WHERE_KEY " AND state OPERATOR(pg_catalog.=) 'in_flight'" \
 	" AND (expires_at OPERATOR(pg_catalog.>) $4" \
-	" OR locked_until OPERATOR(pg_catalog.>) $4)"
+	" OR locked_until OPERATOR(pg_catalog.>) $4)" \
+	" AND ($5 IS NULL OR owner_token OPERATOR(pg_catalog.=) $5)"
 
-/* A whole new in_flight row: $1 scope .. $7 lease, as in IdemRowArgs. */
+/* The arguments of a finish: scope, key, value, now, token. */
+#define IDEM_FINISH_ARGTYPES(value) \
+	{TEXTOID, TEXTOID, value, TIMESTAMPTZOID, UUIDOID}
+
+/* A whole new in_flight row: $1 scope .. $9 token, as in IdemRowArgs. */
 #define IDEM_ROW_ARGTYPES \
 	{TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID, \
-	TIMESTAMPTZOID, INTERVALOID}
+	TIMESTAMPTZOID, INTERVALOID, INTERVALOID, UUIDOID}
 
 typedef enum IdemStmtId
 {
@@ -119,10 +134,10 @@ static PmStmt IdemStmts[IDEM_NSTMTS] = {
 	},
 	[IDEM_STMT_INSERT] = {
 		"INSERT INTO " IDEM_QUALIFIED " (scope, key, fingerprint, state,"
-		" created_at, locked_until, expires_at, lease)"
-		" VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, $7)"
+		" created_at, locked_until, expires_at, lease, ttl, owner_token)"
+		" VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, $7, $8, $9)"
 		" ON CONFLICT (scope, key) DO NOTHING",
-		7, IDEM_ROW_ARGTYPES
+		9, IDEM_ROW_ARGTYPES
 	},
 	[IDEM_STMT_LOCK] = {
 		"SELECT " IDEM_ROW_COLUMNS " FROM " IDEM_QUALIFIED IDEM_WHERE_KEY
@@ -133,34 +148,41 @@ static PmStmt IdemStmts[IDEM_NSTMTS] = {
 		"UPDATE " IDEM_QUALIFIED " SET fingerprint = $3,"
 		" state = 'in_flight', recovery_point = NULL,"
 		" response = NULL, error = NULL, created_at = $4,"
-		" locked_until = $5, expires_at = $6, lease = $7" IDEM_WHERE_KEY,
-		7, IDEM_ROW_ARGTYPES
+		" locked_until = $5, expires_at = $6, lease = $7, ttl = $8,"
+		" owner_token = $9" IDEM_WHERE_KEY,
+		9, IDEM_ROW_ARGTYPES
 	},
 	[IDEM_STMT_TAKEOVER] = {
 		"UPDATE " IDEM_QUALIFIED " SET locked_until = $3,"
-		" lease = $4, expires_at = GREATEST(expires_at, $3)" IDEM_WHERE_KEY,
-		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID}
+		" lease = $4, expires_at = GREATEST(expires_at, $3),"
+		" owner_token = $5" IDEM_WHERE_KEY,
+		5, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, UUIDOID}
 	},
 	[IDEM_STMT_CHECKPOINT] = {
 		"UPDATE " IDEM_QUALIFIED " SET recovery_point = $3,"
 		" locked_until = $4 OPERATOR(pg_catalog.+) lease,"
 		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) lease)"
 		IDEM_WHERE_LIVE,
-		4, {TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+		5, IDEM_FINISH_ARGTYPES(TEXTOID)
 	},
+	/* a result stays replayable for at least ttl after it was stored */
 	[IDEM_STMT_COMPLETE] = {
 		"UPDATE " IDEM_QUALIFIED " SET state = 'completed',"
-		" response = $3, locked_until = NULL" IDEM_WHERE_LIVE,
-		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+		" response = $3, locked_until = NULL,"
+		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) ttl)"
+		IDEM_WHERE_LIVE,
+		5, IDEM_FINISH_ARGTYPES(JSONBOID)
 	},
 	[IDEM_STMT_FAIL] = {
 		"UPDATE " IDEM_QUALIFIED " SET state = 'failed',"
-		" error = $3, locked_until = NULL" IDEM_WHERE_LIVE,
-		4, {TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+		" error = $3, locked_until = NULL,"
+		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) ttl)"
+		IDEM_WHERE_LIVE,
+		5, IDEM_FINISH_ARGTYPES(JSONBOID)
 	},
 	[IDEM_STMT_FORGET] = {
 		"DELETE FROM " IDEM_QUALIFIED IDEM_WHERE_LIVE,
-		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+		5, IDEM_FINISH_ARGTYPES(TIMESTAMPTZOID)
 	},
 	[IDEM_STMT_PURGE] = {
 		"DELETE FROM " IDEM_QUALIFIED " WHERE ctid OPERATOR(pg_catalog.=) ANY"
@@ -219,6 +241,9 @@ IdemRowFromDatums(const Datum *v, const bool *n, IdemRow *row,
 	row->facts.leased = !n[6];
 	row->facts.locked_until = n[6] ? 0 : DatumGetTimestampTz(v[6]);
 	row->facts.expires_at = DatumGetTimestampTz(v[7]);
+	row->has_owner = !n[10];
+	if (!n[10])
+		row->owner_token = *DatumGetUUIDP(v[10]);
 	MemoryContextSwitchTo(old);
 }
 
@@ -228,10 +253,10 @@ IdemRowFromDatums(const Datum *v, const bool *n, IdemRow *row,
 static void
 IdemRowFromResult(IdemRow *row, MemoryContext cxt)
 {
-	Datum		v[8];
-	bool		n[8];
+	Datum		v[IDEM_ROW_NCOLS];
+	bool		n[IDEM_ROW_NCOLS];
 
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < IDEM_ROW_NCOLS; i++)
 		v[i] = pm_stmt_value(0, i + 1, &n[i]);
 	IdemRowFromDatums(v, n, row, cxt);
 }
@@ -262,6 +287,8 @@ IdemRowArgs(const IdemRequest *req, Datum *args)
 	args[4] = TimestampTzGetDatum(req->locked_until);
 	args[5] = TimestampTzGetDatum(req->expires_at);
 	args[6] = PointerGetDatum(req->lease);
+	args[7] = PointerGetDatum(req->ttl);
+	args[8] = UUIDPGetDatum(&req->new_token);
 }
 
 /*
@@ -331,7 +358,7 @@ IdemInsertFast(const IdemRequest *req, Relation rel)
 	TupleTableSlot *slot = table_slot_create(rel, NULL);
 	Datum	   *v = slot->tts_values;
 	bool	   *n = slot->tts_isnull;
-	Datum		args[7];
+	Datum		args[9];
 	bool		inserted;
 
 	IdemRowArgs(req, args);
@@ -346,6 +373,8 @@ IdemInsertFast(const IdemRequest *req, Relation rel)
 	v[IA_LOCKED_UNTIL - 1] = args[4];
 	v[IA_EXPIRES_AT - 1] = args[5];
 	v[IA_LEASE - 1] = args[6];
+	v[IA_TTL - 1] = args[7];
+	v[IA_OWNER_TOKEN - 1] = args[8];
 	ExecStoreVirtualTuple(slot);
 	inserted = fp_insert_speculative(&IdemTable, rel, slot);
 	ExecDropSingleTupleTableSlot(slot);
@@ -358,7 +387,7 @@ IdemInsertFast(const IdemRequest *req, Relation rel)
 static bool
 IdemInsertSpi(const IdemRequest *req)
 {
-	Datum		args[7];
+	Datum		args[9];
 	bool		inserted;
 
 	IdemRowArgs(req, args);
@@ -414,7 +443,7 @@ idem_store_lock(const IdemRequest *req, IdemRow *row)
 void
 idem_store_overwrite(const IdemRequest *req)
 {
-	Datum		args[7];
+	Datum		args[9];
 
 	IdemRowArgs(req, args);
 	pm_spi_begin();
@@ -429,10 +458,11 @@ idem_store_overwrite(const IdemRequest *req)
 void
 idem_store_takeover(const IdemRequest *req)
 {
-	Datum		args[4] = {PointerGetDatum(req->k.scope),
+	Datum		args[5] = {PointerGetDatum(req->k.scope),
 		PointerGetDatum(req->k.key),
 		TimestampTzGetDatum(req->locked_until),
-	PointerGetDatum(req->lease)};
+		PointerGetDatum(req->lease),
+	UUIDPGetDatum(&req->new_token)};
 
 	pm_spi_begin();
 	pm_stmt_exec(&IdemStmts[IDEM_STMT_TAKEOVER], args, NULL);
@@ -441,44 +471,52 @@ idem_store_takeover(const IdemRequest *req)
 
 /*
  * idem_store_finish - checkpoint, complete, fail or forget a live in_flight
- * key; false when there is none.
+ * key (of the caller's token, when it gave one); false when there is none.
  */
 bool
 idem_store_finish(const IdemKey *k, IdemFinishKind kind, Datum value)
 {
-	Datum		args[4] = {PointerGetDatum(k->scope), PointerGetDatum(k->key),
-	value, TimestampTzGetDatum(k->now)};
+	Datum		args[5] = {PointerGetDatum(k->scope), PointerGetDatum(k->key),
+		value, TimestampTzGetDatum(k->now),
+	UUIDPGetDatum(k->token)};
+	char		nulls[5] = {' ', ' ', ' ', ' ', k->token ? ' ' : 'n'};
 	uint64		n;
 
 	if (kind == IDEM_FINISH_FORGET)
 		args[2] = TimestampTzGetDatum(k->now);
 	pm_spi_begin();
-	n = pm_stmt_exec(&IdemStmts[IdemFinishStmts[kind]], args, NULL);
+	n = pm_stmt_exec(&IdemStmts[IdemFinishStmts[kind]], args, nulls);
 	pm_spi_end();
 	return n > 0;
 }
 
 /*
  * idem_store_purge - delete keys expired before min(before, now) in
- * batches, skipping rows others have locked; in_flight keys whose lease
- * runs are never expired.  Returns the number deleted.
+ * batches, at most max_rows (no limit when negative), skipping rows others
+ * have locked; in_flight keys whose lease runs are never expired.  Returns
+ * the number deleted.
  */
 int64
-idem_store_purge(TimestampTz before)
+idem_store_purge(TimestampTz before, int64 max_rows)
 {
 	Datum		args[3] = {TimestampTzGetDatum(before),
-		TimestampTzGetDatum(GetCurrentTimestamp()),
-	Int32GetDatum(IDEM_PURGE_BATCH)};
+	TimestampTzGetDatum(GetCurrentTimestamp())};
 	int64		total = 0;
+	int32		batch;
 	uint64		n;
 
 	pm_spi_begin();
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
+		batch = max_rows < 0 ? IDEM_PURGE_BATCH :
+			(int32) Min(IDEM_PURGE_BATCH, max_rows - total);
+		if (batch == 0)
+			break;
+		args[2] = Int32GetDatum(batch);
 		n = pm_stmt_exec(&IdemStmts[IDEM_STMT_PURGE], args, NULL);
 		total += n;
-	} while (n == IDEM_PURGE_BATCH);
+	} while (n == (uint64) batch);
 	pm_spi_end();
 	return total;
 }

@@ -29,6 +29,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "errors.h"
@@ -38,7 +39,9 @@
 
 #define IDEM_MAX_CHARS		255
 #define IDEM_MAX_ATTEMPTS	5
-#define IDEM_RESULT_NATTS	5
+#define IDEM_MAX_YEARS		100
+#define IDEM_RESULT_NATTS	6
+#define IDEM_STATUS_NATTS	6
 
 /* The row begin returns. */
 typedef struct IdemResult
@@ -48,10 +51,27 @@ typedef struct IdemResult
 	Jsonb	   *response;
 	Jsonb	   *error;
 	TimestampTz created_at;
+	const pg_uuid_t *token;		/* NULL for replays */
 } IdemResult;
+
+bool		payments_idempotency_require_token = false;
+
+/*
+ * IdemDefineGucs - payments.idempotency_require_token.
+ */
+static void
+IdemDefineGucs(void)
+{
+	DefineCustomBoolVariable("payments.idempotency_require_token",
+							 "Makes checkpoint, complete and fail refuse a call without an owner token.",
+							 "Turn it on once every application passes the token idempotency_begin returned.",
+							 &payments_idempotency_require_token, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 const PaymentsModule PaymentsIdempotencyModule = {
 	.name = "idempotency",
+	.define_gucs = IdemDefineGucs,
 };
 
 /*
@@ -96,18 +116,29 @@ IdemArgNotNull(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /*
- * IdemArgLater - now plus an interval argument, which must be positive.
+ * IdemArgLater - now plus an interval argument, which must be positive and
+ * at most 100 years (checked before adding, so that no interval can make
+ * the sum overflow into a timestamp error).
  */
 static TimestampTz
 IdemArgLater(FunctionCallInfo fcinfo, int argno, const char *what,
 			 TimestampTz now)
 {
+	Interval   *iv;
+	double		days;
 	TimestampTz later;
 
 	IdemArgNotNull(fcinfo, argno, what);
+	iv = PG_GETARG_INTERVAL_P(argno);
+	days = (double) iv->month * DAYS_PER_MONTH + iv->day +
+		(double) iv->time / USECS_PER_DAY;
+	if (days > IDEM_MAX_YEARS * MONTHS_PER_YEAR * DAYS_PER_MONTH)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s must be at most %d years", what, IDEM_MAX_YEARS));
 	later = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													TimestampTzGetDatum(now),
-													PG_GETARG_DATUM(argno)));
+													IntervalPGetDatum(iv)));
 	if (later <= now)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -125,6 +156,40 @@ IdemReadKey(FunctionCallInfo fcinfo, int keyarg, int scopearg, IdemKey *k)
 	k->scope = IdemArgText(fcinfo, scopearg, "scope");
 	k->now = GetCurrentTimestamp();
 	k->cxt = CurrentMemoryContext;
+	k->token = NULL;
+}
+
+/*
+ * IdemReadToken - the owner token argument of checkpoint, complete and
+ * fail; NULL acts for whoever owns the key, unless
+ * payments.idempotency_require_token forbids it.
+ */
+static void
+IdemReadToken(FunctionCallInfo fcinfo, int argno, IdemKey *k)
+{
+	if (!PG_ARGISNULL(argno))
+		k->token = PG_GETARG_UUID_P(argno);
+	else if (payments_idempotency_require_token)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("idempotency token must not be null"),
+				errdetail("payments.idempotency_require_token is on."),
+				errhint("Pass the token that idempotency_begin returned with started or resumed."));
+}
+
+/*
+ * IdemNewToken - a random (version 4) UUID: the owner token of a key this
+ * call may come to own.
+ */
+static void
+IdemNewToken(pg_uuid_t *token)
+{
+	if (!pg_strong_random(token->data, UUID_LEN))
+		ereport(ERROR,
+				errcode(ERRCODE_INTERNAL_ERROR),
+				errmsg("could not generate an idempotency owner token"));
+	token->data[6] = (token->data[6] & 0x0f) | 0x40;
+	token->data[8] = (token->data[8] & 0x3f) | 0x80;
 }
 
 /*
@@ -193,6 +258,7 @@ IdemSetResult(IdemResult *res, const char *outcome, const IdemRow *row)
 	res->response = row->response;
 	res->error = row->error;
 	res->created_at = row->created_at;
+	res->token = NULL;
 }
 
 /*
@@ -205,6 +271,7 @@ IdemStarted(const IdemRequest *req, IdemResult *res)
 	memset(res, 0, sizeof(*res));
 	res->outcome = "started";
 	res->created_at = req->k.now;
+	res->token = &req->new_token;
 }
 
 /*
@@ -233,6 +300,7 @@ IdemAct(const IdemRequest *req, IdemRow *row, IdemDecision d, IdemResult *res)
 			idem_store_takeover(req);
 			payments_count(PM_STAT_IDEMPOTENCY_RESUMED, 1);
 			IdemSetResult(res, "resumed", row);
+			res->token = &req->new_token;
 			break;
 		case IDEM_LOCK:
 			elog(ERROR, "idempotency decision needs a locked row");
@@ -304,8 +372,10 @@ IdemReadRequest(FunctionCallInfo fcinfo, IdemRequest *req)
 	IdemArgNotNull(fcinfo, 1, "request");
 	req->expires_at = IdemArgLater(fcinfo, 3, "ttl", req->k.now);
 	req->locked_until = IdemArgLater(fcinfo, 4, "lease", req->k.now);
+	req->ttl = PG_GETARG_INTERVAL_P(3);
 	req->lease = PG_GETARG_INTERVAL_P(4);
 	IdemFingerprint(PG_GETARG_JSONB_P(1), req->fingerprint);
+	IdemNewToken(&req->new_token);
 }
 
 /*
@@ -334,6 +404,8 @@ IdemReturnResult(FunctionCallInfo fcinfo, const IdemResult *res)
 	values[3] = PointerGetDatum(res->error);
 	nulls[3] = res->error == NULL;
 	values[4] = TimestampTzGetDatum(res->created_at);
+	values[5] = UUIDPGetDatum(res->token);
+	nulls[5] = res->token == NULL;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -356,15 +428,26 @@ payments_idempotency_begin(PG_FUNCTION_ARGS)
 }
 
 /*
- * IdemRaiseNotInFlight - PM003, saying what the key actually is.
+ * IdemRaiseNotInFlight - PM003, saying what the key actually is.  A key's
+ * state is no secret from a caller allowed to use the key (begin tells it
+ * too); its response and error are.
  */
 static void
 IdemRaiseNotInFlight(const IdemKey *k, const char *action)
 {
 	IdemRow		row;
+	bool		found = idem_store_lookup(k, &row);
 	char	   *detail;
 
-	if (!idem_store_lookup(k, &row))
+	if (found && !idem_expired(&row.facts, k->now) &&
+		row.facts.state == IDEM_IN_FLIGHT && k->token != NULL)
+		ereport(ERROR,
+				payments_errcode(PM_IDEMPOTENCY_INVALID_STATE),
+				errmsg("cannot %s idempotency key \"%s\" in scope \"%s\": the token is not its owner's",
+					   action, text_to_cstring(k->key), text_to_cstring(k->scope)),
+				errdetail("The key is in flight under another owner token: it was taken over, or it expired and was begun again."),
+				errhint("Stop working on this request: another caller owns it now."));
+	if (!found)
 		detail = pstrdup("The key does not exist.");
 	else if (idem_expired(&row.facts, k->now))
 		detail = pstrdup("The key has expired.");
@@ -393,7 +476,7 @@ PG_FUNCTION_INFO_V1(payments_idempotency_checkpoint);
 
 /*
  * payments_idempotency_checkpoint - SQL idempotency_checkpoint(key,
- * recovery_point, scope): record progress, renew the lease for the
+ * recovery_point, scope, token): record progress, renew the lease for the
  * interval given at begin.
  */
 Datum
@@ -402,6 +485,7 @@ payments_idempotency_checkpoint(PG_FUNCTION_ARGS)
 	IdemKey		k;
 
 	IdemReadKey(fcinfo, 0, 2, &k);
+	IdemReadToken(fcinfo, 3, &k);
 	IdemArgNotNull(fcinfo, 1, "recovery_point");
 	IdemFinish(&k, IDEM_FINISH_CHECKPOINT, PG_GETARG_DATUM(1), "checkpoint");
 	PG_RETURN_VOID();
@@ -411,7 +495,8 @@ PG_FUNCTION_INFO_V1(payments_idempotency_complete);
 
 /*
  * payments_idempotency_complete - SQL idempotency_complete(key, response,
- * scope): store the response; later begins replay it.
+ * scope, token): store the response; later begins replay it for at least
+ * the key's ttl from now.
  */
 Datum
 payments_idempotency_complete(PG_FUNCTION_ARGS)
@@ -419,6 +504,7 @@ payments_idempotency_complete(PG_FUNCTION_ARGS)
 	IdemKey		k;
 
 	IdemReadKey(fcinfo, 0, 2, &k);
+	IdemReadToken(fcinfo, 3, &k);
 	IdemArgNotNull(fcinfo, 1, "response");
 	IdemFinish(&k, IDEM_FINISH_COMPLETE, PG_GETARG_DATUM(1), "complete");
 	PG_RETURN_VOID();
@@ -428,8 +514,9 @@ PG_FUNCTION_INFO_V1(payments_idempotency_fail);
 
 /*
  * payments_idempotency_fail - SQL idempotency_fail(key, error, retriable,
- * scope): a retriable failure deletes the key so the client may retry; a
- * terminal one is stored and replayed exactly.
+ * scope, token): a retriable failure deletes the key so the client may
+ * retry; a terminal one is stored and replayed exactly, for at least the
+ * key's ttl from now.
  */
 Datum
 payments_idempotency_fail(PG_FUNCTION_ARGS)
@@ -437,6 +524,7 @@ payments_idempotency_fail(PG_FUNCTION_ARGS)
 	IdemKey		k;
 
 	IdemReadKey(fcinfo, 0, 3, &k);
+	IdemReadToken(fcinfo, 4, &k);
 	IdemArgNotNull(fcinfo, 2, "retriable");
 	if (PG_GETARG_BOOL(2))
 		IdemFinish(&k, IDEM_FINISH_FORGET, (Datum) 0, "fail");
@@ -448,15 +536,58 @@ payments_idempotency_fail(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+PG_FUNCTION_INFO_V1(payments_idempotency_status);
+
+/*
+ * payments_idempotency_status - SQL idempotency_status(key, scope): the
+ * key's state and times, for support; never its response or error.  No
+ * row when there is no such key.
+ */
+Datum
+payments_idempotency_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	IdemKey		k;
+	IdemRow		row;
+	Datum		values[IDEM_STATUS_NATTS];
+	bool		nulls[IDEM_STATUS_NATTS] = {false};
+
+	IdemReadKey(fcinfo, 0, 1, &k);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (!idem_store_lookup(&k, &row))
+		return (Datum) 0;
+	values[0] = CStringGetTextDatum(IdemStateNames[row.facts.state]);
+	values[1] = BoolGetDatum(idem_expired(&row.facts, k.now));
+	values[2] = TimestampTzGetDatum(row.created_at);
+	values[3] = TimestampTzGetDatum(row.facts.expires_at);
+	values[4] = TimestampTzGetDatum(row.facts.locked_until);
+	nulls[4] = !row.facts.leased;
+	values[5] = PointerGetDatum(row.recovery_point);
+	nulls[5] = row.recovery_point == NULL;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
 PG_FUNCTION_INFO_V1(payments_idempotency_purge);
 
 /*
- * payments_idempotency_purge - SQL idempotency_purge(before): delete keys
- * expired before min(before, now).
+ * payments_idempotency_purge - SQL idempotency_purge(before, max_rows):
+ * delete keys expired before min(before, now), at most max_rows when it
+ * is given, so that a scheduler can purge in short transactions.
  */
 Datum
 payments_idempotency_purge(PG_FUNCTION_ARGS)
 {
+	int64		max_rows = -1;
+
 	IdemArgNotNull(fcinfo, 0, "before");
-	PG_RETURN_INT64(idem_store_purge(PG_GETARG_TIMESTAMPTZ(0)));
+	if (!PG_ARGISNULL(1))
+	{
+		max_rows = PG_GETARG_INT64(1);
+		if (max_rows < 0)
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("max_rows must not be negative"));
+	}
+	PG_RETURN_INT64(idem_store_purge(PG_GETARG_TIMESTAMPTZ(0), max_rows));
 }

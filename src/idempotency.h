@@ -11,6 +11,7 @@
 
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
+#include "utils/uuid.h"
 
 #include "digest.h"
 #include "idem_decide.h"
@@ -19,13 +20,17 @@
 
 extern const char *const IdemStateNames[];
 
-/* The key a call is about, and when the call happened. */
+/* payments.idempotency_require_token */
+extern bool payments_idempotency_require_token;
+
+/* The key a call is about, when the call happened, and the caller's token. */
 typedef struct IdemKey
 {
 	text	   *scope;
 	text	   *key;
 	TimestampTz now;
 	MemoryContext cxt;			/* where results are copied (outlives SPI) */
+	pg_uuid_t  *token;			/* checkpoint/complete/fail: NULL for none */
 } IdemKey;
 
 /* The arguments of begin. */
@@ -34,8 +39,10 @@ typedef struct IdemRequest
 	IdemKey		k;
 	uint8		fingerprint[IDEM_FP_LEN];
 	Interval   *lease;
+	Interval   *ttl;
 	TimestampTz locked_until;
 	TimestampTz expires_at;
+	pg_uuid_t	new_token;		/* the owner token if this call owns the key */
 } IdemRequest;
 
 /* A stored row, as far as a decision and a replay need it. */
@@ -47,6 +54,8 @@ typedef struct IdemRow
 	Jsonb	   *response;
 	Jsonb	   *error;
 	TimestampTz created_at;
+	bool		has_owner;
+	pg_uuid_t	owner_token;
 } IdemRow;
 
 /* What checkpoint, complete and fail change on a live in_flight key. */
@@ -65,6 +74,6 @@ extern void idem_store_overwrite(const IdemRequest *req);
 extern void idem_store_takeover(const IdemRequest *req);
 extern bool idem_store_finish(const IdemKey *k, IdemFinishKind kind,
 							  Datum value);
-extern int64 idem_store_purge(TimestampTz before);
+extern int64 idem_store_purge(TimestampTz before, int64 max_rows);
 
 #endif							/* PAYMENTS_IDEMPOTENCY_H */

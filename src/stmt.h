@@ -18,7 +18,7 @@
 
 #include "executor/spi.h"
 
-#define PM_STMT_MAX_ARGS 8
+#define PM_STMT_MAX_ARGS 10
 
 /* One statement of a module. */
 typedef struct PmStmt

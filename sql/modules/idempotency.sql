@@ -19,6 +19,8 @@ CREATE TABLE payments.idempotency_keys (
     locked_until   timestamptz,
     expires_at     timestamptz NOT NULL,
     lease          interval NOT NULL,
+    ttl            interval NOT NULL,
+    owner_token    uuid,
     PRIMARY KEY (scope, key),
     CONSTRAINT idempotency_keys_key_check
         CHECK (pg_catalog.char_length(key) OPERATOR(pg_catalog.<=) 255
@@ -47,60 +49,83 @@ CREATE FUNCTION payments.idempotency_begin(
     key text, request jsonb, scope text DEFAULT 'default',
     ttl interval DEFAULT '24 hours', lease interval DEFAULT '1 minute')
 RETURNS TABLE(outcome text, recovery_point text, response jsonb,
-              error jsonb, created_at timestamptz)
+              error jsonb, created_at timestamptz, token uuid)
 LANGUAGE c VOLATILE SECURITY DEFINER ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_idempotency_begin';
 
 COMMENT ON FUNCTION payments.idempotency_begin(text, jsonb, text, interval, interval) IS
-    'start, replay or resume the request under an idempotency key';
+    'start, replay or resume the request under an idempotency key; started and resumed return the owner token';
 
 CREATE FUNCTION payments.idempotency_checkpoint(
-    key text, recovery_point text, scope text DEFAULT 'default')
+    key text, recovery_point text, scope text DEFAULT 'default',
+    token uuid DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_idempotency_checkpoint';
 
-COMMENT ON FUNCTION payments.idempotency_checkpoint(text, text, text) IS
+COMMENT ON FUNCTION payments.idempotency_checkpoint(text, text, text, uuid) IS
     'record the progress of an in-flight key and renew its lease';
 
 CREATE FUNCTION payments.idempotency_complete(
-    key text, response jsonb, scope text DEFAULT 'default')
+    key text, response jsonb, scope text DEFAULT 'default',
+    token uuid DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_idempotency_complete';
 
-COMMENT ON FUNCTION payments.idempotency_complete(text, jsonb, text) IS
-    'store the response of an in-flight key; later begins replay it';
+COMMENT ON FUNCTION payments.idempotency_complete(text, jsonb, text, uuid) IS
+    'store the response of an in-flight key; later begins replay it for at least ttl';
 
 CREATE FUNCTION payments.idempotency_fail(
-    key text, error jsonb, retriable boolean, scope text DEFAULT 'default')
+    key text, error jsonb, retriable boolean, scope text DEFAULT 'default',
+    token uuid DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_idempotency_fail';
 
-COMMENT ON FUNCTION payments.idempotency_fail(text, jsonb, boolean, text) IS
+COMMENT ON FUNCTION payments.idempotency_fail(text, jsonb, boolean, text, uuid) IS
     'end an in-flight key: a retriable failure frees it, a terminal one is stored and replayed';
 
+CREATE FUNCTION payments.idempotency_status(key text, scope text DEFAULT 'default')
+RETURNS TABLE(state text, expired boolean, created_at timestamptz,
+              expires_at timestamptz, locked_until timestamptz,
+              recovery_point text)
+LANGUAGE c STABLE SECURITY DEFINER ROWS 1
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_idempotency_status';
+
+COMMENT ON FUNCTION payments.idempotency_status(text, text) IS
+    'what a key is, for support: state and times, never the response or error';
+
 CREATE FUNCTION payments.idempotency_purge(
-    before timestamptz DEFAULT pg_catalog.now())
+    before timestamptz DEFAULT pg_catalog.now(), max_rows bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_idempotency_purge';
 
-COMMENT ON FUNCTION payments.idempotency_purge(timestamptz) IS
-    'delete keys that expired before the given time, in batches; returns the number deleted';
+COMMENT ON FUNCTION payments.idempotency_purge(timestamptz, bigint) IS
+    'delete keys that expired before the given time, at most max_rows; returns the number deleted';
+
+REVOKE ALL ON FUNCTION
+    payments.idempotency_begin(text, jsonb, text, interval, interval),
+    payments.idempotency_checkpoint(text, text, text, uuid),
+    payments.idempotency_complete(text, jsonb, text, uuid),
+    payments.idempotency_fail(text, jsonb, boolean, text, uuid),
+    payments.idempotency_status(text, text),
+    payments.idempotency_purge(timestamptz, bigint)
+    FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     payments.idempotency_begin(text, jsonb, text, interval, interval),
-    payments.idempotency_checkpoint(text, text, text),
-    payments.idempotency_complete(text, jsonb, text),
-    payments.idempotency_fail(text, jsonb, boolean, text)
+    payments.idempotency_checkpoint(text, text, text, uuid),
+    payments.idempotency_complete(text, jsonb, text, uuid),
+    payments.idempotency_fail(text, jsonb, boolean, text, uuid)
     TO PUBLIC;
 
--- Purging is maintenance (the background worker runs it as the owner).
-REVOKE EXECUTE ON FUNCTION payments.idempotency_purge(timestamptz) FROM PUBLIC;
+-- Looking at keys is for support staff, purging for maintenance (the
+-- background worker runs it as the owner): grant them to such roles.
