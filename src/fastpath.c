@@ -284,6 +284,118 @@ fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 }
 
 /*
+ * fp_lock - find the row whose primary key equals keys and lock it FOR NO
+ * KEY UPDATE, as UPDATE does: waiting for a concurrent writer and, in READ
+ * COMMITTED, following its update to the row's latest version (under
+ * REPEATABLE READ or SERIALIZABLE a concurrent change is a serialization
+ * failure).  The locked version is in slot, made with table_slot_create();
+ * false if there is no such row (any more).  The caller rechecks its
+ * conditions on the locked version, as EvalPlanQual would.
+ */
+bool
+fp_lock(FpTable *t, Relation rel, ScanKey keys, int nkeys,
+		TupleTableSlot *slot)
+{
+	TM_FailureData tmfd;
+	TM_Result	result;
+	int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
+
+	if (!fp_fetch(t, rel, keys, nkeys, slot))
+		return false;
+	if (!IsolationUsesXactSnapshot())
+		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	result = table_tuple_lock(rel, &slot->tts_tid, GetActiveSnapshot(), slot,
+							  GetCurrentCommandId(true), LockTupleNoKeyExclusive,
+							  LockWaitBlock, flags, &tmfd);
+	PopActiveSnapshot();
+	switch (result)
+	{
+		case TM_Ok:
+			slot_getallattrs(slot);
+			return true;
+		case TM_SelfModified:
+			/* changed by this very command: as for UPDATE, skip it */
+			return false;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						errmsg("could not serialize access due to concurrent update"));
+			if (result == TM_Deleted)
+				return false;
+			break;
+		default:
+			break;
+	}
+	elog(ERROR, "unexpected table_tuple_lock status %d on %s", (int) result,
+		 t->relname);
+	return false;				/* keep the compiler quiet */
+}
+
+/*
+ * fp_update - replace the row version locked by fp_lock (oldslot) with the
+ * values of newslot, maintaining the indexes when the update is not HOT.
+ * The new values must satisfy the table's constraints: fp_exact() made
+ * sure they are the ones the caller knows.
+ */
+void
+fp_update(FpTable *t, Relation rel, TupleTableSlot *oldslot,
+		  TupleTableSlot *newslot)
+{
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	TM_FailureData tmfd;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	result;
+
+	Assert(t->shape == FP_SHAPE_EXACT);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	result = table_tuple_update(rel, &oldslot->tts_tid, newslot,
+								estate->es_output_cid, InvalidSnapshot,
+								InvalidSnapshot, true, &tmfd, &lockmode,
+								&update_indexes);
+	/* we hold the row locked: nobody else can have changed it */
+	if (result != TM_Ok)
+		elog(ERROR, "unexpected table_tuple_update status %d on %s",
+			 (int) result, t->relname);
+	/*
+	 * Not HOT: new entries in every index.  "update" is false because its
+	 * only use, the hint that a key is unchanged, needs a range table.
+	 */
+	if (update_indexes)
+		list_free(ExecInsertIndexTuples(rri, newslot, estate, false, false,
+										NULL, NIL));
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	CommandCounterIncrement();
+}
+
+/*
+ * fp_delete - delete the row version locked by fp_lock.
+ */
+void
+fp_delete(FpTable *t, Relation rel, TupleTableSlot *slot)
+{
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	Assert(t->shape == FP_SHAPE_EXACT);
+	result = table_tuple_delete(rel, &slot->tts_tid, GetCurrentCommandId(true),
+								InvalidSnapshot, InvalidSnapshot, true, &tmfd,
+								false);
+	if (result != TM_Ok)
+		elog(ERROR, "unexpected table_tuple_delete status %d on %s",
+			 (int) result, t->relname);
+	CommandCounterIncrement();
+}
+
+/*
  * FpCheckConflictVisible - under REPEATABLE READ or SERIALIZABLE, a row
  * that a transaction our snapshot cannot see has inserted is a
  * serialization failure, as for INSERT ... ON CONFLICT: we cannot read it.

@@ -3,9 +3,9 @@
  * fastpath.h
  *	  Direct heap and index access to the extension's own tables.
  *
- * The hottest calls (idempotency_begin) read a row through the primary key
- * and claim a key with a speculative insertion, without planning a
- * statement or starting an executor.  That bypasses triggers, rules, row
+ * The hottest calls (idempotency_begin, _complete) read a row through the
+ * primary key, claim a key with a speculative insertion, and lock and
+ * update a row, without planning a statement or starting an executor.  That bypasses triggers, rules, row
  * security, CHECK constraints and Citus, and reads Datums by position, so
  * it is only allowed on a table that is exactly the shape the code
  * expects: FpTable describes that shape, fp_exact() checks it once per
@@ -52,5 +52,10 @@ extern bool fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 					 TupleTableSlot *slot);
 extern bool fp_insert_speculative(FpTable *t, Relation rel,
 								  TupleTableSlot *slot);
+extern bool fp_lock(FpTable *t, Relation rel, ScanKey keys, int nkeys,
+					TupleTableSlot *slot);
+extern void fp_update(FpTable *t, Relation rel, TupleTableSlot *oldslot,
+					  TupleTableSlot *newslot);
+extern void fp_delete(FpTable *t, Relation rel, TupleTableSlot *slot);
 
 #endif							/* PAYMENTS_FASTPATH_H */

@@ -10,6 +10,12 @@
  * statement, through the statements below (stmt.c), which fire whatever a
  * DBA added.  Every row read is copied into the caller's context.
  *
+ * The SQL entry points run with their caller's rights (SECURITY INVOKER):
+ * the direct paths check no privilege (the C code is the only writer), and
+ * every statement runs as the table's owner with search_path pinned
+ * (IdemSpiBegin), as a SECURITY DEFINER function would, but only where
+ * SQL runs.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -196,12 +202,18 @@ static PmStmt IdemStmts[IDEM_NSTMTS] = {
 	},
 };
 
-/* The statement of each kind of finish. */
+/* The statement of each kind of finish, and its name in messages. */
 static const IdemStmtId IdemFinishStmts[] = {
 	[IDEM_FINISH_CHECKPOINT] = IDEM_STMT_CHECKPOINT,
 	[IDEM_FINISH_COMPLETE] = IDEM_STMT_COMPLETE,
 	[IDEM_FINISH_FAIL] = IDEM_STMT_FAIL,
 	[IDEM_FINISH_FORGET] = IDEM_STMT_FORGET,
+};
+static const char *const IdemFinishCommands[] = {
+	[IDEM_FINISH_CHECKPOINT] = "idempotency_checkpoint()",
+	[IDEM_FINISH_COMPLETE] = "idempotency_complete()",
+	[IDEM_FINISH_FAIL] = "idempotency_fail()",
+	[IDEM_FINISH_FORGET] = "idempotency_fail()",
 };
 
 const char *const IdemStateNames[] = {"in_flight", "completed", "failed"};
@@ -292,6 +304,28 @@ IdemRowArgs(const IdemRequest *req, Datum *args)
 }
 
 /*
+ * IdemKeyScan - scan keys on the primary key's columns for (scope, key).
+ */
+static void
+IdemKeyScan(const IdemKey *k, ScanKey skey)
+{
+	ScanKeyInit(&skey[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(k->scope));
+	ScanKeyInit(&skey[1], 2, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(k->key));
+}
+
+/*
+ * IdemSpiBegin - bracket statements on the keys table as its owner: the
+ * SQL entry points run with their caller's rights (see stmt.h).
+ */
+static void
+IdemSpiBegin(PmSpiCall *call, Relation rel)
+{
+	pm_spi_begin(call, rel->rd_rel->relowner);
+}
+
+/*
  * IdemLookupFast - the lookup through the primary key index.
  */
 static bool
@@ -301,10 +335,7 @@ IdemLookupFast(const IdemKey *k, Relation rel, IdemRow *row)
 	ScanKeyData skey[2];
 	bool		found;
 
-	ScanKeyInit(&skey[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(k->scope));
-	ScanKeyInit(&skey[1], 2, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(k->key));
+	IdemKeyScan(k, skey);
 	found = fp_fetch(&IdemTable, rel, skey, 2, slot);
 	if (found)
 		IdemRowFromDatums(slot->tts_values + IA_FINGERPRINT - 1,
@@ -317,15 +348,17 @@ IdemLookupFast(const IdemKey *k, Relation rel, IdemRow *row)
  * IdemLookupSpi - the lookup as a statement.
  */
 static bool
-IdemLookupSpi(const IdemKey *k, IdemRow *row)
+IdemLookupSpi(const IdemKey *k, IdemRow *row, Relation rel)
 {
 	Datum		args[2] = {PointerGetDatum(k->scope), PointerGetDatum(k->key)};
-	MemoryContext cxt = pm_spi_begin();
-	bool		found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOOKUP], args, NULL) > 0;
+	PmSpiCall	call;
+	bool		found;
 
+	IdemSpiBegin(&call, rel);
+	found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOOKUP], args, NULL) > 0;
 	if (found)
-		IdemRowFromResult(row, cxt);
-	pm_spi_end();
+		IdemRowFromResult(row, call.caller);
+	pm_spi_end(&call);
 	return found;
 }
 
@@ -342,7 +375,7 @@ idem_store_lookup(const IdemKey *k, IdemRow *row)
 	if (fp_exact(&IdemTable, rel))
 		found = IdemLookupFast(k, rel, row);
 	else
-		found = IdemLookupSpi(k, row);
+		found = IdemLookupSpi(k, row, rel);
 	table_close(rel, NoLock);
 	return found;
 }
@@ -385,15 +418,16 @@ IdemInsertFast(const IdemRequest *req, Relation rel)
  * IdemInsertSpi - the insertion as INSERT ... ON CONFLICT DO NOTHING.
  */
 static bool
-IdemInsertSpi(const IdemRequest *req)
+IdemInsertSpi(const IdemRequest *req, Relation rel)
 {
 	Datum		args[9];
+	PmSpiCall	call;
 	bool		inserted;
 
 	IdemRowArgs(req, args);
-	pm_spi_begin();
+	IdemSpiBegin(&call, rel);
 	inserted = pm_stmt_exec(&IdemStmts[IDEM_STMT_INSERT], args, NULL) > 0;
-	pm_spi_end();
+	pm_spi_end(&call);
 	return inserted;
 }
 
@@ -413,7 +447,7 @@ idem_store_insert(const IdemRequest *req)
 	if (fp_exact(&IdemTable, rel))
 		inserted = IdemInsertFast(req, rel);
 	else
-		inserted = IdemInsertSpi(req);
+		inserted = IdemInsertSpi(req, rel);
 	table_close(rel, NoLock);
 	return inserted;
 }
@@ -427,12 +461,16 @@ idem_store_lock(const IdemRequest *req, IdemRow *row)
 {
 	Datum		args[2] = {PointerGetDatum(req->k.scope),
 	PointerGetDatum(req->k.key)};
-	MemoryContext cxt = pm_spi_begin();
-	bool		found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOCK], args, NULL) > 0;
+	Relation	rel = fp_open(&IdemTable, RowShareLock);
+	PmSpiCall	call;
+	bool		found;
 
+	IdemSpiBegin(&call, rel);
+	found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOCK], args, NULL) > 0;
 	if (found)
-		IdemRowFromResult(row, cxt);
-	pm_spi_end();
+		IdemRowFromResult(row, call.caller);
+	pm_spi_end(&call);
+	table_close(rel, NoLock);
 	return found;
 }
 
@@ -444,11 +482,14 @@ void
 idem_store_overwrite(const IdemRequest *req)
 {
 	Datum		args[9];
+	Relation	rel = fp_open(&IdemTable, RowExclusiveLock);
+	PmSpiCall	call;
 
 	IdemRowArgs(req, args);
-	pm_spi_begin();
+	IdemSpiBegin(&call, rel);
 	pm_stmt_exec(&IdemStmts[IDEM_STMT_OVERWRITE], args, NULL);
-	pm_spi_end();
+	pm_spi_end(&call);
+	table_close(rel, NoLock);
 }
 
 /*
@@ -463,10 +504,129 @@ idem_store_takeover(const IdemRequest *req)
 		TimestampTzGetDatum(req->locked_until),
 		PointerGetDatum(req->lease),
 	UUIDPGetDatum(&req->new_token)};
+	Relation	rel = fp_open(&IdemTable, RowExclusiveLock);
+	PmSpiCall	call;
 
-	pm_spi_begin();
+	IdemSpiBegin(&call, rel);
 	pm_stmt_exec(&IdemStmts[IDEM_STMT_TAKEOVER], args, NULL);
-	pm_spi_end();
+	pm_spi_end(&call);
+	table_close(rel, NoLock);
+}
+
+/*
+ * IdemPlus - ts + iv; the intervals stored are at most 100 years.
+ */
+static Datum
+IdemPlus(TimestampTz ts, Datum iv)
+{
+	return DirectFunctionCall2(timestamptz_pl_interval,
+							   TimestampTzGetDatum(ts), iv);
+}
+
+/*
+ * IdemLiveFor - IDEM_WHERE_LIVE on a locked row's values: in flight, not
+ * expired at now, and owned by the caller's token when it gave one.
+ */
+static bool
+IdemLiveFor(const IdemKey *k, const Datum *v, const bool *n)
+{
+	char	   *state = TextDatumGetCString(v[IA_STATE - 1]);
+	TimestampTz expires_at = DatumGetTimestampTz(v[IA_EXPIRES_AT - 1]);
+	bool		leased = !n[IA_LOCKED_UNTIL - 1] &&
+		DatumGetTimestampTz(v[IA_LOCKED_UNTIL - 1]) > k->now;
+
+	if (strcmp(state, IdemStateNames[IDEM_IN_FLIGHT]) != 0 ||
+		!(expires_at > k->now || leased))
+		return false;
+	return k->token == NULL ||
+		(!n[IA_OWNER_TOKEN - 1] &&
+		 memcmp(DatumGetUUIDP(v[IA_OWNER_TOKEN - 1]), k->token, UUID_LEN) == 0);
+}
+
+/*
+ * IdemFinishValues - the new values of a row after a checkpoint, complete
+ * or fail, as the statements of IdemStmts set them.
+ */
+static void
+IdemFinishValues(const IdemKey *k, IdemFinishKind kind, Datum value,
+				 Datum *v, bool *n)
+{
+	Datum		keep_until;
+	int			slot = kind == IDEM_FINISH_CHECKPOINT ? IA_RECOVERY_POINT :
+		kind == IDEM_FINISH_COMPLETE ? IA_RESPONSE : IA_ERROR;
+
+	v[slot - 1] = value;
+	n[slot - 1] = false;
+	if (kind == IDEM_FINISH_CHECKPOINT)
+	{
+		keep_until = IdemPlus(k->now, v[IA_LEASE - 1]);
+		v[IA_LOCKED_UNTIL - 1] = keep_until;
+		n[IA_LOCKED_UNTIL - 1] = false;
+	}
+	else
+	{
+		keep_until = IdemPlus(k->now, v[IA_TTL - 1]);
+		v[IA_STATE - 1] = CStringGetTextDatum(IdemStateNames[kind == IDEM_FINISH_COMPLETE ?
+															 IDEM_COMPLETED : IDEM_FAILED]);
+		n[IA_LOCKED_UNTIL - 1] = true;
+	}
+	if (DatumGetTimestampTz(keep_until) > DatumGetTimestampTz(v[IA_EXPIRES_AT - 1]))
+		v[IA_EXPIRES_AT - 1] = keep_until;
+}
+
+/*
+ * IdemFinishFast - the finish on the row locked directly, as the UPDATE or
+ * DELETE of IdemStmts would do it; false when there is no live row.
+ */
+static bool
+IdemFinishFast(const IdemKey *k, IdemFinishKind kind, Datum value,
+			   Relation rel)
+{
+	TupleTableSlot *old = table_slot_create(rel, NULL);
+	TupleTableSlot *new;
+	ScanKeyData skey[2];
+	bool		live;
+
+	IdemKeyScan(k, skey);
+	live = fp_lock(&IdemTable, rel, skey, 2, old) &&
+		IdemLiveFor(k, old->tts_values, old->tts_isnull);
+	if (live && kind == IDEM_FINISH_FORGET)
+		fp_delete(&IdemTable, rel, old);
+	else if (live)
+	{
+		new = table_slot_create(rel, NULL);
+		ExecClearTuple(new);
+		memcpy(new->tts_values, old->tts_values, IDEM_NATTS * sizeof(Datum));
+		memcpy(new->tts_isnull, old->tts_isnull, IDEM_NATTS * sizeof(bool));
+		IdemFinishValues(k, kind, value, new->tts_values, new->tts_isnull);
+		ExecStoreVirtualTuple(new);
+		fp_update(&IdemTable, rel, old, new);
+		ExecDropSingleTupleTableSlot(new);
+	}
+	ExecDropSingleTupleTableSlot(old);
+	return live;
+}
+
+/*
+ * IdemFinishSpi - the finish as its statement.
+ */
+static bool
+IdemFinishSpi(const IdemKey *k, IdemFinishKind kind, Datum value,
+			  Relation rel)
+{
+	Datum		args[5] = {PointerGetDatum(k->scope), PointerGetDatum(k->key),
+		value, TimestampTzGetDatum(k->now),
+	UUIDPGetDatum(k->token)};
+	char		nulls[5] = {' ', ' ', ' ', ' ', k->token ? ' ' : 'n'};
+	PmSpiCall	call;
+	uint64		n;
+
+	if (kind == IDEM_FINISH_FORGET)
+		args[2] = TimestampTzGetDatum(k->now);
+	IdemSpiBegin(&call, rel);
+	n = pm_stmt_exec(&IdemStmts[IdemFinishStmts[kind]], args, nulls);
+	pm_spi_end(&call);
+	return n > 0;
 }
 
 /*
@@ -476,18 +636,17 @@ idem_store_takeover(const IdemRequest *req)
 bool
 idem_store_finish(const IdemKey *k, IdemFinishKind kind, Datum value)
 {
-	Datum		args[5] = {PointerGetDatum(k->scope), PointerGetDatum(k->key),
-		value, TimestampTzGetDatum(k->now),
-	UUIDPGetDatum(k->token)};
-	char		nulls[5] = {' ', ' ', ' ', ' ', k->token ? ' ' : 'n'};
-	uint64		n;
+	Relation	rel;
+	bool		done;
 
-	if (kind == IDEM_FINISH_FORGET)
-		args[2] = TimestampTzGetDatum(k->now);
-	pm_spi_begin();
-	n = pm_stmt_exec(&IdemStmts[IdemFinishStmts[kind]], args, nulls);
-	pm_spi_end();
-	return n > 0;
+	PreventCommandIfReadOnly(IdemFinishCommands[kind]);
+	rel = fp_open(&IdemTable, RowExclusiveLock);
+	if (fp_exact(&IdemTable, rel))
+		done = IdemFinishFast(k, kind, value, rel);
+	else
+		done = IdemFinishSpi(k, kind, value, rel);
+	table_close(rel, NoLock);
+	return done;
 }
 
 /*
@@ -504,8 +663,10 @@ idem_store_purge(TimestampTz before, int64 max_rows)
 	int64		total = 0;
 	int32		batch;
 	uint64		n;
+	Relation	rel = fp_open(&IdemTable, RowExclusiveLock);
+	PmSpiCall	call;
 
-	pm_spi_begin();
+	IdemSpiBegin(&call, rel);
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -517,6 +678,7 @@ idem_store_purge(TimestampTz before, int64 max_rows)
 		n = pm_stmt_exec(&IdemStmts[IDEM_STMT_PURGE], args, NULL);
 		total += n;
 	} while (n == (uint64) batch);
-	pm_spi_end();
+	pm_spi_end(&call);
+	table_close(rel, NoLock);
 	return total;
 }

@@ -313,8 +313,10 @@ IdemAct(const IdemRequest *req, IdemRow *row, IdemDecision d, IdemResult *res)
  * again, a bounded number of times.
  */
 static void
-IdemClaim(const IdemRequest *req, bool exists, IdemResult *res)
+IdemClaim(IdemRequest *req, bool exists, IdemResult *res)
 {
+	/* the token of the row this call may insert, overwrite or take over */
+	IdemNewToken(&req->new_token);
 	for (int attempt = 0; attempt < IDEM_MAX_ATTEMPTS; attempt++)
 	{
 		IdemRow		row;
@@ -344,7 +346,7 @@ IdemClaim(const IdemRequest *req, bool exists, IdemResult *res)
  * conflicts and refusals; anything else is claimed under a lock.
  */
 static void
-IdemBegin(const IdemRequest *req, IdemResult *res)
+IdemBegin(IdemRequest *req, IdemResult *res)
 {
 	IdemRow		row;
 	bool		exists = idem_store_lookup(&req->k, &row);
@@ -375,7 +377,6 @@ IdemReadRequest(FunctionCallInfo fcinfo, IdemRequest *req)
 	req->ttl = PG_GETARG_INTERVAL_P(3);
 	req->lease = PG_GETARG_INTERVAL_P(4);
 	IdemFingerprint(PG_GETARG_JSONB_P(1), req->fingerprint);
-	IdemNewToken(&req->new_token);
 }
 
 /*

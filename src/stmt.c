@@ -8,34 +8,52 @@
  * table they use changes.  Errors in a statement are the statement's own
  * (SPI raises them); a negative SPI result is a programming error.
  *
+ * pm_spi_begin() pins search_path (as SET search_path on a function does:
+ * a GUC nest level that pm_spi_end() pops) and may switch to the owner of
+ * the tables (as SECURITY DEFINER does).  On an error, the transaction's
+ * abort undoes both, as it does for a SECURITY DEFINER function.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
+#include "utils/guc.h"
+
 #include "stmt.h"
 
 /*
- * pm_spi_begin - connect to SPI; returns the caller's memory context,
- * where results that outlive pm_spi_end() must be copied.
+ * pm_spi_begin - connect to SPI with search_path pinned and, when owner is
+ * valid, as that role; call->caller is the caller's memory context, where
+ * results that outlive pm_spi_end() must be copied.
  */
-MemoryContext
-pm_spi_begin(void)
+void
+pm_spi_begin(PmSpiCall *call, Oid owner)
 {
-	MemoryContext caller = CurrentMemoryContext;
-
+	call->caller = CurrentMemoryContext;
+	GetUserIdAndSecContext(&call->saved_user, &call->saved_sec_context);
+	if (OidIsValid(owner))
+		SetUserIdAndSecContext(owner, call->saved_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE);
+	call->guc_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	return caller;
 }
 
 /*
- * pm_spi_end - disconnect; SPI's memory, results included, is freed.
+ * pm_spi_end - disconnect (SPI's memory, results included, is freed) and
+ * restore search_path and the user.
  */
 void
-pm_spi_end(void)
+pm_spi_end(PmSpiCall *call)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	AtEOXact_GUC(true, call->guc_level);
+	SetUserIdAndSecContext(call->saved_user, call->saved_sec_context);
 }
 
 /*
@@ -74,7 +92,7 @@ pm_stmt_value(uint64 row, int col, bool *isnull)
 
 /*
  * pm_stmt_value_copy - column col of result row row, copied into the
- * caller's context (the one pm_spi_begin returned).
+ * caller's context (call.caller of pm_spi_begin).
  */
 Datum
 pm_stmt_value_copy(uint64 row, int col, bool *isnull)

@@ -6,10 +6,16 @@
  *
  * A module declares its statements as an array of PmStmt indexed by an
  * enum, each with its SQL (schema-qualified, operators too) and argument
- * types.  A call brackets its statements with pm_spi_begin(), which
- * returns the caller's memory context, and pm_spi_end(); anything read
- * from a result that must outlive the call is copied into that context
- * before pm_spi_end() (pm_stmt_value_copy() does it for one value).
+ * types.  A call brackets its statements with pm_spi_begin() and
+ * pm_spi_end(); anything read from a result that must outlive the call is
+ * copied into call.caller, the caller's memory context, before
+ * pm_spi_end() (pm_stmt_value_copy() does it for one value).
+ *
+ * Between the two, every statement runs with search_path pinned to
+ * pg_catalog, pg_temp and, when an owner is given, as that role: so a
+ * SECURITY INVOKER function can run its statements with the rights of the
+ * tables' owner, exactly where SQL runs, instead of paying for SECURITY
+ * DEFINER on every call of a path that runs no SQL at all.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,8 +35,17 @@ typedef struct PmStmt
 	SPIPlanPtr	plan;			/* prepared on first use, kept */
 } PmStmt;
 
-extern MemoryContext pm_spi_begin(void);
-extern void pm_spi_end(void);
+/* One bracket of statements: what pm_spi_end() restores. */
+typedef struct PmSpiCall
+{
+	MemoryContext caller;		/* results that outlive the call go here */
+	Oid			saved_user;
+	int			saved_sec_context;
+	int			guc_level;
+} PmSpiCall;
+
+extern void pm_spi_begin(PmSpiCall *call, Oid owner);
+extern void pm_spi_end(PmSpiCall *call);
 extern uint64 pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls);
 extern Datum pm_stmt_value(uint64 row, int col, bool *isnull);
 extern Datum pm_stmt_value_copy(uint64 row, int col, bool *isnull);

@@ -939,6 +939,7 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	int64		inbox_id;
 	Datum		event_id;
 	WhReason	reason;
+	PmSpiCall	call;
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
@@ -950,12 +951,12 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	d.at = PG_GETARG_TIMESTAMPTZ(3);
 	payments_sha256(VARDATA_ANY(d.body), VARSIZE_ANY_EXHDR(d.body), d.body_sha256);
 
-	pm_spi_begin();
+	pm_spi_begin(&call, InvalidOid);
 	reason = WhReceive(&d, &status, &inbox_id, &event_id);
 	/* the event id lives in SPI memory: copy it out before pm_spi_end */
 	nulls[2] = event_id == (Datum) 0;
 	values[2] = nulls[2] ? (Datum) 0 : SPI_datumTransfer(event_id, false, -1);
-	pm_spi_end();
+	pm_spi_end(&call);
 
 	values[0] = CStringGetTextDatum(status);
 	values[1] = Int64GetDatum(inbox_id);
@@ -980,15 +981,16 @@ payments_webhook_purge(PG_FUNCTION_ARGS)
 	static const char *const names[] = {"before"};
 	TimestampTz floor_ts;
 	Datum		args[1];
+	PmSpiCall	call;
 	uint64		n;
 
 	WhRequireArgs(fcinfo, 1, names);
 	floor_ts = GetCurrentTransactionStartTimestamp() -
 		(int64) payments_webhook_retention * USECS_PER_SEC;
 	args[0] = TimestampTzGetDatum(Min(PG_GETARG_TIMESTAMPTZ(0), floor_ts));
-	pm_spi_begin();
+	pm_spi_begin(&call, InvalidOid);
 	n = WhExec(WH_STMT_PURGE_INBOX, args);
 	n += WhExec(WH_STMT_PURGE_REJECTIONS, args);
-	pm_spi_end();
+	pm_spi_end(&call);
 	PG_RETURN_INT64((int64) n);
 }

@@ -2,13 +2,16 @@
 # test/bench/run (which provides bench_sql, bench_time, bench_pgbench and
 # bench_ratio and bench_speedup on a throwaway cluster with payments installed).
 #
-# (a) pgbench, 8 clients: begin + complete of new keys through payments
-#     against the bare SQL minimum on a table of the same shape
-#     (INSERT ... ON CONFLICT DO NOTHING RETURNING, then UPDATE); target 0.9x.
+# (a) pgbench, 8 clients: begin + complete (with the owner token) of new
+#     keys through payments against the bare SQL minimum on a table of the
+#     same shape (INSERT ... ON CONFLICT DO NOTHING RETURNING the token,
+#     then UPDATE under it); target 1.0x.
 # (b) 50,000 begins of new keys in one statement against the same contract
-#     written in PL/pgSQL (idempotency_baseline.sql); target 2x per call.
+#     written in PL/pgSQL (idempotency_baseline.sql); target 1.6x per call.
 # (c) 50,000 replays of completed keys in one statement, same baseline;
-#     target 2x per call.
+#     target 3x per call.
+# (d) 50,000 completes (with tokens) of keys begun just before, in one
+#     statement, same baseline; target 1.6x per call.
 
 IDEM_SECONDS=${IDEM_SECONDS:-6}
 
@@ -40,7 +43,7 @@ done
 idem_check "(a) every payments key completed" \
 	"SELECT count(*) FILTER (WHERE state <> 'completed') FROM payments.idempotency_keys" 0
 bench_ratio "idempotency (a) new key begin+complete, 8 clients, tps" \
-	"$idem_ours" "$idem_bare" 0.9
+	"$idem_ours" "$idem_bare" 1.0
 
 # (b) new keys, one statement; each run uses a fresh key prefix (its xid)
 idem_new="FROM (SELECT pg_catalog.txid_current()::text AS p) AS x,
@@ -54,7 +57,7 @@ idem_check "(b) payments keys started" \
 idem_check "(b) PL/pgSQL keys started" \
 	"SELECT count(*) FROM idem_plpgsql.keys WHERE state = 'in_flight'" 150000
 bench_speedup "idempotency (b) 50,000 new-key begins vs PL/pgSQL" \
-	"$idem_ours" "$idem_base" 2
+	"$idem_ours" "$idem_base" 1.6
 
 # (c) replays of completed keys, one statement
 bench_sql -o /dev/null <<'SQL'
@@ -81,4 +84,21 @@ idem_ours=$(bench_time "payments: 50,000 replays" \
 idem_base=$(bench_time "PL/pgSQL: 50,000 replays" \
 	"SELECT count(*) $(printf "$idem_replay" idem_plpgsql.begin)")
 bench_speedup "idempotency (c) 50,000 replays vs PL/pgSQL" \
-	"$idem_ours" "$idem_base" 2
+	"$idem_ours" "$idem_base" 3
+
+# (d) completes with tokens, one statement; each run begins its own 50,000
+# keys first in the same session (untimed: the last statement is timed)
+idem_setup="CREATE TEMP TABLE t AS SELECT x.p || ':' || g AS k, b.token
+	FROM (SELECT pg_catalog.txid_current()::text AS p) AS x,
+	generate_series(1, 50000) AS g, %s(x.p || ':' || g, jsonb_build_object('n', g)) AS b;"
+idem_done="SELECT count(*) FROM t, LATERAL (SELECT %s(t.k, '{\"charge\": \"ch_1\"}', 'default', t.token)) AS c"
+idem_ours=$(bench_time "payments: 50,000 completes" \
+	"$(printf "$idem_setup" payments.idempotency_begin) $(printf "$idem_done" payments.idempotency_complete)")
+idem_base=$(bench_time "PL/pgSQL: 50,000 completes" \
+	"$(printf "$idem_setup" idem_plpgsql.begin) $(printf "$idem_done" idem_plpgsql.complete)")
+idem_check "(d) payments keys completed" \
+	"SELECT count(*) FROM payments.idempotency_keys WHERE state = 'completed' AND response ->> 'charge' = 'ch_1' AND key NOT LIKE 'pgb-%' AND key NOT LIKE 'replay-%'" 150000
+idem_check "(d) PL/pgSQL keys completed" \
+	"SELECT count(*) FROM idem_plpgsql.keys WHERE state = 'completed' AND response ->> 'charge' = 'ch_1' AND key NOT LIKE 'replay-%'" 150000
+bench_speedup "idempotency (d) 50,000 completes vs PL/pgSQL" \
+	"$idem_ours" "$idem_base" 1.6

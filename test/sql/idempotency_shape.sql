@@ -26,22 +26,42 @@ SELECT outcome, response FROM payments.idempotency_begin('shape-1', '{}', 'scope
 DROP INDEX payments.keys_one_scope;
 SELECT outcome FROM payments.idempotency_begin('shape-1', '{}', 'scope-b');
 
--- A trigger a DBA added fires for begin's insert.
-CREATE TABLE key_audit (scope text, key text);
+-- A trigger a DBA added fires for begin's insert.  It runs as the
+-- table's owner with the pinned search_path, whoever calls and whatever
+-- search_path the caller set.
+CREATE TABLE key_audit (scope text, key text, who name, path text);
 CREATE FUNCTION audit_key() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- it runs under the search_path of the payments functions: qualify names
-    INSERT INTO public.key_audit VALUES (NEW.scope, NEW.key);
+    INSERT INTO public.key_audit VALUES (NEW.scope, NEW.key, current_user,
+        pg_catalog.current_setting('search_path'));
     RETURN NEW;
 END $$;
-CREATE TRIGGER audit_keys AFTER INSERT ON payments.idempotency_keys
+CREATE TRIGGER audit_keys AFTER INSERT OR UPDATE ON payments.idempotency_keys
     FOR EACH ROW EXECUTE FUNCTION audit_key();
 SELECT outcome FROM payments.idempotency_begin('shape-2', '{}');
+CREATE ROLE shape_app;
+CREATE SCHEMA shape_evil AUTHORIZATION shape_app;
+SET ROLE shape_app;
+SET search_path = shape_evil, pg_catalog;
+CREATE TABLE shape_evil.key_audit (scope text, key text, who name, path text);
 SELECT outcome FROM payments.idempotency_begin('shape-3', '{}');
-SELECT * FROM key_audit ORDER BY key;
+SELECT payments.idempotency_complete('shape-3', '{"ok": true}');
+SELECT outcome, response FROM payments.idempotency_begin('shape-3', '{}');
+SELECT count(*) AS evil_rows FROM shape_evil.key_audit;
+SELECT pg_temp.try($$SELECT count(*) FROM payments.idempotency_keys$$);
+RESET search_path;
+RESET ROLE;
+SELECT key, who = (SELECT rolname FROM pg_roles r, pg_class c
+                   WHERE c.oid = 'payments.idempotency_keys'::regclass
+                     AND r.oid = c.relowner) AS as_owner, path
+FROM key_audit ORDER BY key, path;
+DROP SCHEMA shape_evil CASCADE;
+DROP ROLE shape_app;
+DELETE FROM key_audit;
 DROP TRIGGER audit_keys ON payments.idempotency_keys;
 SELECT outcome FROM payments.idempotency_begin('shape-4', '{}');
-SELECT count(*) AS audited FROM key_audit;
+SELECT count(*) AS audited_after_drop FROM key_audit;
 
 -- A CHECK constraint a DBA added is checked for begin's insert.
 ALTER TABLE payments.idempotency_keys
