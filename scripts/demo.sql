@@ -13,14 +13,20 @@ SELECT sqlstate, name, retriable, http_status FROM payments.error_codes ORDER BY
 
 \echo
 \echo '== idempotency: the shopper clicks "Pay" for order 1001; the request carries Idempotency-Key order-1001'
-SELECT outcome FROM payments.idempotency_begin('order-1001', '{"amount": 2000, "currency": "EUR", "card": "tok_visa"}');
+\echo '-- started: this call owns the key; it keeps the owner token for every later call'
+SELECT outcome, token FROM payments.idempotency_begin('order-1001', '{"amount": 2000, "currency": "EUR", "card": "tok_visa"}') \gset
+\echo outcome :outcome, owner token :token
 \echo '-- the app charges the card at the gateway and records how far it got'
-SELECT payments.idempotency_checkpoint('order-1001', 'charge_created');
+SELECT payments.idempotency_checkpoint('order-1001', 'charge_created', token => :'token');
 \echo '-- a double click sends the same request while the first is still running: PM002, answer 409 and retry later'
 \set ON_ERROR_STOP off
 SELECT outcome FROM payments.idempotency_begin('order-1001', '{"currency": "EUR", "amount": 2000, "card": "tok_visa"}');
 \set ON_ERROR_STOP on
-SELECT payments.idempotency_complete('order-1001', '{"charge": "ch_3001", "status": "succeeded"}');
+\echo '-- a request that lost its key (a forged or stale token) cannot store its answer: PM003'
+\set ON_ERROR_STOP off
+SELECT payments.idempotency_complete('order-1001', '{"charge": "ch_forged"}', token => '00000000-0000-4000-8000-000000000000');
+\set ON_ERROR_STOP on
+SELECT payments.idempotency_complete('order-1001', '{"charge": "ch_3001", "status": "succeeded"}', token => :'token');
 \echo '-- the browser retries after a timeout: the stored response comes back, nothing is charged twice'
 SELECT outcome, response FROM payments.idempotency_begin('order-1001', '{"amount": 2000, "currency": "EUR", "card": "tok_visa"}');
 \echo '-- a buggy client reuses the key for another amount: PM001, answer 422'
