@@ -254,6 +254,32 @@ fp_exact(FpTable *t, Relation rel)
 }
 
 /*
+ * FpResultRel - an executor state and result relation for a direct change
+ * of rel, with its indexes open; FpEndResultRel frees them.
+ */
+static ResultRelInfo *
+FpResultRel(Relation rel, bool speculative, EState **estate)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+	*estate = CreateExecutorState();
+	(*estate)->es_output_cid = GetCurrentCommandId(true);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, speculative);
+	return rri;
+}
+
+/*
+ * FpEndResultRel - close what FpResultRel opened.
+ */
+static void
+FpEndResultRel(ResultRelInfo *rri, EState *estate)
+{
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+}
+
+/*
  * fp_fetch - find the row whose primary key equals keys (scan keys on the
  * index's columns) with the snapshot a new statement would take, so it
  * sees what this transaction wrote; the values are in slot, which the
@@ -345,17 +371,15 @@ void
 fp_update(FpTable *t, Relation rel, TupleTableSlot *oldslot,
 		  TupleTableSlot *newslot)
 {
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	EState	   *estate;
+	ResultRelInfo *rri;
 	TM_FailureData tmfd;
 	LockTupleMode lockmode;
 	bool		update_indexes;
 	TM_Result	result;
 
 	Assert(t->shape == FP_SHAPE_EXACT);
-	estate->es_output_cid = GetCurrentCommandId(true);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
+	rri = FpResultRel(rel, false, &estate);
 	result = table_tuple_update(rel, &oldslot->tts_tid, newslot,
 								estate->es_output_cid, InvalidSnapshot,
 								InvalidSnapshot, true, &tmfd, &lockmode,
@@ -371,8 +395,7 @@ fp_update(FpTable *t, Relation rel, TupleTableSlot *oldslot,
 	if (update_indexes)
 		list_free(ExecInsertIndexTuples(rri, newslot, estate, false, false,
 										NULL, NIL));
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+	FpEndResultRel(rri, estate);
 	CommandCounterIncrement();
 }
 
@@ -472,23 +495,20 @@ FpInsertOnce(const FpTable *t, ResultRelInfo *rri, TupleTableSlot *slot,
 bool
 fp_insert_speculative(FpTable *t, Relation rel, TupleTableSlot *slot)
 {
-	EState	   *estate = CreateExecutorState();
-	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	EState	   *estate;
+	ResultRelInfo *rri;
 	List	   *arbiters = list_make1_oid(t->pkey);
 	bool		inserted;
 	bool		retry;
 
 	Assert(t->shape == FP_SHAPE_EXACT);
-	estate->es_output_cid = GetCurrentCommandId(true);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, true);
+	rri = FpResultRel(rel, true, &estate);
 	do
 	{
 		CHECK_FOR_INTERRUPTS();
 		inserted = FpInsertOnce(t, rri, slot, estate, arbiters, &retry);
 	} while (retry);
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
+	FpEndResultRel(rri, estate);
 	list_free(arbiters);
 	/* later lookups, in this statement too, must see the new row */
 	if (inserted)

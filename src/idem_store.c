@@ -345,17 +345,18 @@ IdemLookupFast(const IdemKey *k, Relation rel, IdemRow *row)
 }
 
 /*
- * IdemLookupSpi - the lookup as a statement.
+ * IdemReadRowSpi - run a statement that reads the key's row (IDEM_STMT_LOOKUP
+ * or IDEM_STMT_LOCK) and copy the row into the caller's context.
  */
 static bool
-IdemLookupSpi(const IdemKey *k, IdemRow *row, Relation rel)
+IdemReadRowSpi(IdemStmtId stmt, const IdemKey *k, IdemRow *row, Relation rel)
 {
 	Datum		args[2] = {PointerGetDatum(k->scope), PointerGetDatum(k->key)};
 	PmSpiCall	call;
 	bool		found;
 
 	IdemSpiBegin(&call, rel);
-	found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOOKUP], args, NULL) > 0;
+	found = pm_stmt_exec(&IdemStmts[stmt], args, NULL) > 0;
 	if (found)
 		IdemRowFromResult(row, call.caller);
 	pm_spi_end(&call);
@@ -375,7 +376,7 @@ idem_store_lookup(const IdemKey *k, IdemRow *row)
 	if (fp_exact(&IdemTable, rel))
 		found = IdemLookupFast(k, rel, row);
 	else
-		found = IdemLookupSpi(k, row, rel);
+		found = IdemReadRowSpi(IDEM_STMT_LOOKUP, k, row, rel);
 	table_close(rel, NoLock);
 	return found;
 }
@@ -459,17 +460,9 @@ idem_store_insert(const IdemRequest *req)
 bool
 idem_store_lock(const IdemRequest *req, IdemRow *row)
 {
-	Datum		args[2] = {PointerGetDatum(req->k.scope),
-	PointerGetDatum(req->k.key)};
 	Relation	rel = fp_open(&IdemTable, RowShareLock);
-	PmSpiCall	call;
-	bool		found;
+	bool		found = IdemReadRowSpi(IDEM_STMT_LOCK, &req->k, row, rel);
 
-	IdemSpiBegin(&call, rel);
-	found = pm_stmt_exec(&IdemStmts[IDEM_STMT_LOCK], args, NULL) > 0;
-	if (found)
-		IdemRowFromResult(row, call.caller);
-	pm_spi_end(&call);
 	table_close(rel, NoLock);
 	return found;
 }
