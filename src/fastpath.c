@@ -310,24 +310,21 @@ fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 }
 
 /*
- * fp_lock - find the row whose primary key equals keys and lock it FOR NO
- * KEY UPDATE, as UPDATE does: waiting for a concurrent writer and, in READ
- * COMMITTED, following its update to the row's latest version (under
- * REPEATABLE READ or SERIALIZABLE a concurrent change is a serialization
- * failure).  The locked version is in slot, made with table_slot_create();
- * false if there is no such row (any more).  The caller rechecks its
+ * fp_lock - lock the row version that fp_fetch left in slot FOR NO KEY
+ * UPDATE, as UPDATE does with a row its scan found: waiting for a
+ * concurrent writer and, in READ COMMITTED, following its update to the
+ * row's latest version (under REPEATABLE READ or SERIALIZABLE a concurrent
+ * change is a serialization failure).  The locked version replaces the
+ * one in slot; false if the row is gone.  The caller rechecks its
  * conditions on the locked version, as EvalPlanQual would.
  */
 bool
-fp_lock(FpTable *t, Relation rel, ScanKey keys, int nkeys,
-		TupleTableSlot *slot)
+fp_lock(FpTable *t, Relation rel, TupleTableSlot *slot)
 {
 	TM_FailureData tmfd;
 	TM_Result	result;
 	int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 
-	if (!fp_fetch(t, rel, keys, nkeys, slot))
-		return false;
 	if (!IsolationUsesXactSnapshot())
 		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -52,8 +52,7 @@ extern bool fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 					 TupleTableSlot *slot);
 extern bool fp_insert_speculative(FpTable *t, Relation rel,
 								  TupleTableSlot *slot);
-extern bool fp_lock(FpTable *t, Relation rel, ScanKey keys, int nkeys,
-					TupleTableSlot *slot);
+extern bool fp_lock(FpTable *t, Relation rel, TupleTableSlot *slot);
 extern void fp_update(FpTable *t, Relation rel, TupleTableSlot *oldslot,
 					  TupleTableSlot *newslot);
 extern void fp_delete(FpTable *t, Relation rel, TupleTableSlot *slot);

@@ -580,8 +580,11 @@ IdemFinishFast(const IdemKey *k, IdemFinishKind kind, Datum value,
 	ScanKeyData skey[2];
 	bool		live;
 
+	/* like UPDATE: only a row that matches is locked, and checked again */
 	IdemKeyScan(k, skey);
-	live = fp_lock(&IdemTable, rel, skey, 2, old) &&
+	live = fp_fetch(&IdemTable, rel, skey, 2, old) &&
+		IdemLiveFor(k, old->tts_values, old->tts_isnull) &&
+		fp_lock(&IdemTable, rel, old) &&
 		IdemLiveFor(k, old->tts_values, old->tts_isnull);
 	if (live && kind == IDEM_FINISH_FORGET)
 		fp_delete(&IdemTable, rel, old);
