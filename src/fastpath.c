@@ -321,15 +321,18 @@ fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 bool
 fp_lock(FpTable *t, Relation rel, TupleTableSlot *slot)
 {
+	ItemPointerData tid = slot->tts_tid;
 	TM_FailureData tmfd;
 	TM_Result	result;
 	int			flags = TUPLE_LOCK_FLAG_LOCK_UPDATE_IN_PROGRESS;
 
 	if (!IsolationUsesXactSnapshot())
 		flags |= TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+	/* the slot receives the locked version; it holds nothing meanwhile */
+	ExecClearTuple(slot);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	UpdateActiveSnapshotCommandId();
-	result = table_tuple_lock(rel, &slot->tts_tid, GetActiveSnapshot(), slot,
+	result = table_tuple_lock(rel, &tid, GetActiveSnapshot(), slot,
 							  GetCurrentCommandId(true), LockTupleNoKeyExclusive,
 							  LockWaitBlock, flags, &tmfd);
 	PopActiveSnapshot();
