@@ -17,10 +17,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "stmt.h"
+
+/* The search_path every statement runs with; as the install script sets it. */
+#define PM_SEARCH_PATH "pg_catalog, pg_temp"
 
 /*
  * pm_spi_begin - connect to SPI with search_path pinned and, when owner is
@@ -35,10 +39,15 @@ pm_spi_begin(PmSpiCall *call, Oid owner)
 	if (OidIsValid(owner))
 		SetUserIdAndSecContext(owner, call->saved_sec_context |
 							   SECURITY_LOCAL_USERID_CHANGE);
-	call->guc_level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	/* a SECURITY DEFINER caller has pinned it already: do it once */
+	call->guc_level = 0;
+	if (strcmp(namespace_search_path, PM_SEARCH_PATH) != 0)
+	{
+		call->guc_level = NewGUCNestLevel();
+		(void) set_config_option("search_path", PM_SEARCH_PATH,
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -52,7 +61,8 @@ pm_spi_end(PmSpiCall *call)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
-	AtEOXact_GUC(true, call->guc_level);
+	if (call->guc_level > 0)
+		AtEOXact_GUC(true, call->guc_level);
 	SetUserIdAndSecContext(call->saved_user, call->saved_sec_context);
 }
 

@@ -41,7 +41,7 @@ typedef struct PmSpiCall
 	MemoryContext caller;		/* results that outlive the call go here */
 	Oid			saved_user;
 	int			saved_sec_context;
-	int			guc_level;
+	int			guc_level;		/* 0: search_path was pinned already */
 } PmSpiCall;
 
 extern void pm_spi_begin(PmSpiCall *call, Oid owner);
