@@ -35,6 +35,7 @@ static const PaymentsModule *const PaymentsModules[] = {
 	&PaymentsRedactModule,
 	&PaymentsRedactLogModule,
 	&PaymentsWebhookModule,
+	&PaymentsFraudModule,
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

@@ -39,5 +39,6 @@ extern const PaymentsModule PaymentsIdempotencyModule;
 extern const PaymentsModule PaymentsRedactModule;
 extern const PaymentsModule PaymentsRedactLogModule;
 extern const PaymentsModule PaymentsWebhookModule;
+extern const PaymentsModule PaymentsFraudModule;
 
 #endif							/* PAYMENTS_H */

@@ -266,12 +266,12 @@ RedactJsonbKeyValue(JsonbIterator **it, JsonbParseState **state,
 }
 
 /*
- * RedactJsonb - the scrubbed copy of a jsonb, or NULL when unchanged.
+ * redact_jsonb - the scrubbed copy of a jsonb, or NULL when unchanged.
  * Keys are scrubbed like strings; values of sensitive keys are replaced
  * at any depth.
  */
-static Jsonb *
-RedactJsonb(Jsonb *jb)
+Jsonb *
+redact_jsonb(Jsonb *jb)
 {
 	JsonbIterator *it = JsonbIteratorInit(&jb->root);
 	JsonbParseState *state = NULL;
@@ -312,7 +312,7 @@ PG_FUNCTION_INFO_V1(payments_redact_jsonb);
 Datum
 payments_redact_jsonb(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *out = RedactJsonb(PG_GETARG_JSONB_P(0));
+	Jsonb	   *out = redact_jsonb(PG_GETARG_JSONB_P(0));
 
 	if (out == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
@@ -390,7 +390,7 @@ RedactDatum(Datum value, RedactColumnKind kind)
 			out = RedactText(DatumGetTextPP(value), kind == REDACT_COL_TEXT_LIMITED);
 			break;
 		case REDACT_COL_JSONB:
-			out = RedactJsonb(DatumGetJsonbP(value));
+			out = redact_jsonb(DatumGetJsonbP(value));
 			break;
 		case REDACT_COL_TEXT_ARRAY:
 			out = RedactTextArray(DatumGetArrayTypeP(value));

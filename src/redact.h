@@ -9,6 +9,8 @@
 #ifndef PAYMENTS_REDACT_H
 #define PAYMENTS_REDACT_H
 
+#include "utils/jsonb.h"
+
 #include "redact_scan.h"
 
 /* payments.pan_mask: a RsMaskStyle. */
@@ -18,5 +20,6 @@ extern int	payments_pan_mask;
 extern bool payments_redact_server_log;
 
 extern void redact_scan_options(RsOptions *opt, bool keep_length);
+extern Jsonb *redact_jsonb(Jsonb *jb);
 
 #endif							/* PAYMENTS_REDACT_H */

@@ -29,7 +29,12 @@
 	X(PM_STAT_WEBHOOK_REJECTED_TIMESTAMP_TOO_OLD, "webhook_rejected_timestamp_too_old") \
 	X(PM_STAT_WEBHOOK_REJECTED_TIMESTAMP_IN_FUTURE, "webhook_rejected_timestamp_in_future") \
 	X(PM_STAT_WEBHOOK_REJECTED_NO_SECRET, "webhook_rejected_no_secret") \
-	X(PM_STAT_REDACT_PANS_MASKED, "redact_pans_masked")
+	X(PM_STAT_REDACT_PANS_MASKED, "redact_pans_masked") \
+	X(PM_STAT_FRAUD_APPROVE, "fraud_approve") \
+	X(PM_STAT_FRAUD_REVIEW, "fraud_review") \
+	X(PM_STAT_FRAUD_CHALLENGE, "fraud_challenge") \
+	X(PM_STAT_FRAUD_BLOCK, "fraud_block") \
+	X(PM_STAT_FRAUD_RULE_ERRORS, "fraud_rule_errors")
 
 #define PAYMENTS_COUNTER_ENUM(id, name) id,
 typedef enum PaymentsCounter

@@ -20,6 +20,7 @@
 #include "catalog/namespace.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/snapmgr.h"
 
 #include "stmt.h"
 
@@ -67,14 +68,11 @@ pm_spi_end(PmSpiCall *call)
 }
 
 /*
- * pm_stmt_exec - run a statement, preparing and keeping it on first use;
- * nulls as for SPI_execute_plan (NULL: none).  Returns SPI_processed.
+ * StmtPlan - the statement's plan, prepared and kept on first use.
  */
-uint64
-pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls)
+static SPIPlanPtr
+StmtPlan(PmStmt *stmt)
 {
-	int			rc;
-
 	if (stmt->plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
@@ -84,10 +82,57 @@ pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls)
 				 SPI_result_code_string(SPI_result));
 		stmt->plan = plan;
 	}
-	rc = SPI_execute_plan(stmt->plan, (Datum *) args, nulls, false, 0);
+	return stmt->plan;
+}
+
+/*
+ * pm_stmt_exec - run a statement, preparing and keeping it on first use;
+ * nulls as for SPI_execute_plan (NULL: none).  Returns SPI_processed.
+ */
+uint64
+pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls)
+{
+	int			rc;
+
+	rc = SPI_execute_plan(StmtPlan(stmt), (Datum *) args, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "\"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * pm_stmt_exec_latest - pm_stmt_exec, but reading with a snapshot taken
+ * now whatever the isolation level: what every transaction committed so
+ * far, and what this one did.  For counts that must see concurrent work
+ * once a lock has ordered it (fraud velocity).
+ */
+uint64
+pm_stmt_exec_latest(PmStmt *stmt, const Datum *args, const char *nulls)
+{
+	int			rc;
+
+	rc = SPI_execute_snapshot(StmtPlan(stmt), (Datum *) args, nulls,
+							  GetLatestSnapshot(), InvalidSnapshot,
+							  false, false, 0);
+	if (rc < 0)
+		elog(ERROR, "\"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * pm_stmt_cursor - open a read-only cursor on a statement, for results
+ * too large to hold at once; fetch with SPI_cursor_fetch.
+ */
+Portal
+pm_stmt_cursor(PmStmt *stmt, const Datum *args, const char *nulls)
+{
+	Portal		portal;
+
+	portal = SPI_cursor_open(NULL, StmtPlan(stmt), (Datum *) args, nulls, true);
+	if (portal == NULL)
+		elog(ERROR, "could not open a cursor on \"%s\": %s", stmt->sql,
+			 SPI_result_code_string(SPI_result));
+	return portal;
 }
 
 /*

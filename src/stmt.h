@@ -47,6 +47,10 @@ typedef struct PmSpiCall
 extern void pm_spi_begin(PmSpiCall *call, Oid owner);
 extern void pm_spi_end(PmSpiCall *call);
 extern uint64 pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls);
+extern uint64 pm_stmt_exec_latest(PmStmt *stmt, const Datum *args,
+								  const char *nulls);
+extern Portal pm_stmt_cursor(PmStmt *stmt, const Datum *args,
+							 const char *nulls);
 extern Datum pm_stmt_value(uint64 row, int col, bool *isnull);
 extern Datum pm_stmt_value_copy(uint64 row, int col, bool *isnull);
 
