@@ -12,6 +12,25 @@ CREATE EXTENSION payments;
 SELECT sqlstate, name, retriable, http_status FROM payments.error_codes ORDER BY sqlstate;
 
 \echo
+\echo '== fraud: the shop screens each attempt before charging, in the same transaction that records it'
+INSERT INTO payments.fraud_lists (list_name, value) VALUES ('blocked_emails', 'mallory@example.com');
+INSERT INTO payments.fraud_rules (name, kind, params, position) VALUES
+    ('blocked_email', 'blocklist', '{"field": "email", "list": "blocked_emails"}', 10),
+    ('avs_cvv', 'avs_cvv', '{}', 20),
+    ('three_per_hour', 'velocity', '{"key": "card_fingerprint", "window": "1 hour", "max_count": 3}', 30),
+    ('big_abroad', 'expression', '{"expr": "amount > 1000 AND ip_country != billing_country"}', 40);
+\echo '-- order 1001: a regular shopper'
+SELECT decision, score, blocked_by FROM payments.fraud_evaluate('{"email": "alice@example.com", "card_fingerprint": "fp_alice", "amount": 20, "avs_result": "pass", "cvv_result": "pass", "ip_country": "DE", "billing_country": "DE"}');
+\echo '-- a blocklisted email, whatever its case: blocked before any charge'
+SELECT decision, score, blocked_by FROM payments.fraud_evaluate('{"email": "Mallory@Example.com", "card_fingerprint": "fp_m", "amount": 20}');
+\echo '-- a large order from abroad goes to review; a failed AVS check is blocked'
+SELECT decision, score, blocked_by FROM payments.fraud_evaluate('{"email": "bob@example.com", "card_fingerprint": "fp_bob", "amount": 1500, "ip_country": "US", "billing_country": "DE"}');
+SELECT decision, score, blocked_by FROM payments.fraud_evaluate('{"email": "eve@example.com", "card_fingerprint": "fp_eve", "amount": 30, "avs_result": "fail"}');
+\echo '-- the audit trail, and how a candidate rule would have decided it'
+SELECT decision, blocked_by, context ->> 'email' AS email FROM payments.fraud_evaluations ORDER BY id;
+SELECT * FROM payments.fraud_backtest('{"kind": "high_amount", "params": {"threshold": 1000}, "action": "block"}', now() - interval '1 hour');
+
+\echo
 \echo '== idempotency: the shopper clicks "Pay" for order 1001; the request carries Idempotency-Key order-1001'
 \echo '-- started: this call owns the key; it keeps the owner token for every later call'
 SELECT outcome, token FROM payments.idempotency_begin('order-1001', '{"amount": 2000, "currency": "EUR", "card": "tok_visa"}') \gset
