@@ -259,23 +259,24 @@ fx_lex_punct(FxParser *p, size_t i)
 	char		c = p->src[i];
 	char		d = i + 1 < p->len ? p->src[i + 1] : '\0';
 
-	p->tok.op = FX_EQ;
-	if (c == '(' || c == ')' || c == ',')
-		return fx_set(p, c == '(' ? FXT_LPAREN : c == ')' ? FXT_RPAREN : FXT_COMMA,
-					  i, i + 1);
-	if (c == '=')
-		return fx_set(p, FXT_OP, i, i + 1 + (d == '='));
+	if (c == '(')
+		return fx_set(p, FXT_LPAREN, i, i + 1);
+	if (c == ')')
+		return fx_set(p, FXT_RPAREN, i, i + 1);
+	if (c == ',')
+		return fx_set(p, FXT_COMMA, i, i + 1);
 	if ((c == '!' && d == '=') || (c == '<' && d == '>'))
-	{
 		p->tok.op = FX_NE;
-		return fx_set(p, FXT_OP, i, i + 2);
-	}
-	if (c == '<' || c == '>')
-	{
-		p->tok.op = c == '<' ? (d == '=' ? FX_LE : FX_LT) : (d == '=' ? FX_GE : FX_GT);
-		return fx_set(p, FXT_OP, i, i + 1 + (d == '='));
-	}
-	return fx_fail(p, i, "unexpected character");
+	else if (c == '=')
+		p->tok.op = FX_EQ;
+	else if (c == '<')
+		p->tok.op = d == '=' ? FX_LE : FX_LT;
+	else if (c == '>')
+		p->tok.op = d == '=' ? FX_GE : FX_GT;
+	else
+		return fx_fail(p, i, "unexpected character");
+	/* every two-byte operator ends in '=', but for <> */
+	return fx_set(p, FXT_OP, i, i + 1 + (d == '=' || (c == '<' && d == '>')));
 }
 
 /* fx_next - move to the next token, skipping whitespace. */
@@ -522,7 +523,7 @@ static bool
 fx_join(FxParser *p, FxNodeKind kind, size_t at, FxSub *left,
 		const FxSub *right)
 {
-	int			h = (left->height > right->height ? left->height : right->height);
+	int			h = left->height > right->height ? left->height : right->height;
 	int32_t		l = left->node;
 	FxNode	   *n = fx_node(p, kind, h + 1, at, left);
 
