@@ -320,17 +320,21 @@ FraudSkippedJson(FraudRun *run, const FraudRule *r)
 
 /*
  * FraudApplyError - the verdict of a rule that could not run: by
- * payments.fraud_on_error, review or block (score 0), or an error.
+ * payments.fraud_on_error, review or block (score 0), or an error.  A
+ * shadow rule records what it would have asked for and never raises.
  */
 static void
 FraudApplyError(const FraudRule *r, const FraudRunResult *res, FraudVerdict *v)
 {
-	if (payments_fraud_on_error == FRAUD_ON_ERROR_RAISE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("fraud rule \"%s\" could not run: %s", r->name, res->error),
-				 errhint("payments.fraud_on_error is raise; with review or block, the evaluation goes on.")));
-	payments_count(PM_STAT_FRAUD_RULE_ERRORS, 1);
+	if (!r->shadow)
+	{
+		if (payments_fraud_on_error == FRAUD_ON_ERROR_RAISE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("fraud rule \"%s\" could not run: %s", r->name, res->error),
+					 errhint("payments.fraud_on_error is raise; with review or block, the evaluation goes on.")));
+		payments_count(PM_STAT_FRAUD_RULE_ERRORS, 1);
+	}
 	v->applies = true;
 	v->action = payments_fraud_on_error == FRAUD_ON_ERROR_BLOCK ? FA_BLOCK : FA_REVIEW;
 	v->score = 0;
@@ -375,7 +379,8 @@ FraudRunRules(FraudRun *run)
 
 /*
  * FraudAmounts - the values of a velocity key's sum fields that are
- * numbers, as a jsonb object; NULL when there are none.
+ * numbers (or numeric strings, as the rule summed them), as a jsonb
+ * object; NULL when there are none.
  */
 static Jsonb *
 FraudAmounts(const FraudRun *run, const FraudVelocityKey *k)
@@ -394,13 +399,12 @@ FraudAmounts(const FraudRun *run, const FraudVelocityKey *k)
 					val;
 
 		fraud_value(run->in.context, &k->sums[i], &v);
-		if (v.kind != FV_NUMBER)
+		if (!fraud_value_numeric(&v, &val.val.numeric))
 			continue;
 		key.type = jbvString;
 		key.val.string.val = (char *) k->sums[i].path;
 		key.val.string.len = k->sums[i].len;
 		val.type = jbvNumeric;
-		val.val.numeric = v.num;
 		pushJsonbValue(&st, WJB_KEY, &key);
 		pushJsonbValue(&st, WJB_VALUE, &val);
 		n++;

@@ -169,6 +169,7 @@ extern const char *fraud_kind_name(FraudKind kind);
 /* fraud_run.c */
 extern void fraud_value(Jsonb *context, const FraudField *f, FraudValue *v);
 extern bool fraud_value_key(const FraudValue *v, bool email, char **out);
+extern bool fraud_value_numeric(const FraudValue *v, Numeric *out);
 extern void fraud_rule_run(const FraudRule *r, const FraudInput *in,
 						   FraudRunResult *res);
 

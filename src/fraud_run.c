@@ -169,11 +169,11 @@ NumericSyntax(const char *s, int len)
 }
 
 /*
- * ValueNumeric - the value as a number: a JSON number, or a string that
- * is a plain decimal number; false otherwise.
+ * fraud_value_numeric - the value as a number: a JSON number, or a string
+ * that is a plain decimal number; false otherwise.
  */
-static bool
-ValueNumeric(const FraudValue *v, Numeric *out)
+bool
+fraud_value_numeric(const FraudValue *v, Numeric *out)
 {
 	if (v->kind == FV_NUMBER)
 	{
@@ -255,7 +255,7 @@ ValueCompare(ExprRun *run, const FraudValue *a, const FraudValue *b,
 				nb;
 
 	if ((a->kind == FV_NUMBER || b->kind == FV_NUMBER) &&
-		ValueNumeric(a, &na) && ValueNumeric(b, &nb))
+		fraud_value_numeric(a, &na) && fraud_value_numeric(b, &nb))
 		*cmp = NumericCmp(na, nb);
 	else if (a->kind == FV_STRING && b->kind == FV_STRING)
 		*cmp = StringCmp(a->str, a->len, b->str, b->len, fold);
@@ -609,7 +609,7 @@ RunHighAmount(const FraudRule *r, const FraudInput *in, FraudRunResult *res)
 			StringCmp(currency.str, currency.len, r->u.high_amount.code, 3, true) != 0)
 			return;
 	}
-	if (!ValueNumeric(&amount, &n))
+	if (!fraud_value_numeric(&amount, &n))
 		res->error = psprintf("field %s is not a number", r->u.high_amount.amount.path);
 	else if (NumericCmp(n, r->u.high_amount.threshold) >= 0)
 		Hit(r, res, r->action, r->score,
@@ -645,7 +645,7 @@ RunVelocity(const FraudRule *r, const FraudInput *in, FraudRunResult *res)
 	if (sum->path != NULL)
 	{
 		fraud_value(in->context, sum, &v);
-		if (v.kind != FV_MISSING && !ValueNumeric(&v, &current))
+		if (v.kind != FV_MISSING && !fraud_value_numeric(&v, &current))
 		{
 			res->error = psprintf("field %s is not a number", sum->path);
 			return;

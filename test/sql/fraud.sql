@@ -129,6 +129,9 @@ SELECT * FROM fe('{"amount": "a lot"}');
 RESET payments.fraud_on_error;
 UPDATE payments.fraud_rules SET mode = 'shadow';
 SELECT * FROM fe('{"amount": "a lot"}');
+SET payments.fraud_on_error = raise;
+SELECT * FROM fe('{"amount": "a lot"}');
+RESET payments.fraud_on_error;
 DELETE FROM payments.fraud_rules;
 
 -- Velocity: earlier recorded evaluations of the key in the window; the
@@ -147,6 +150,9 @@ SELECT * FROM fe('{"user_id": "1", "card": "c1", "amount": 200}', true);
 SELECT * FROM fe('{"user_id": 1, "card": "c2", "amount": 10}', true);
 SELECT * FROM fe('{"user_id": 2, "card": "c1", "amount": 100}', true);
 SELECT * FROM fe('{"user_id": 3, "card": "c1", "amount": 101}', true);
+-- an amount sent as a numeric string is summed (and recorded) like a number
+SELECT * FROM fe('{"card": "c3", "amount": "400"}', true);
+SELECT * FROM fe('{"card": "c3", "amount": "100.01"}', true);
 SELECT * FROM fe('{"email": "A@x.io"}', true);
 SELECT * FROM fe('{"email": "a@X.IO"}', true);
 SELECT key_value, key_field, amounts FROM payments.fraud_velocity
