@@ -72,6 +72,7 @@ FpInvalidate(Datum arg, Oid relid)
 			continue;
 		t->relid = InvalidOid;
 		t->pkey = InvalidOid;
+		t->second_index = InvalidOid;
 		t->shape = FP_SHAPE_UNKNOWN;
 	}
 }
@@ -237,6 +238,21 @@ FpShapeExact(const FpTable *t, Relation rel)
 }
 
 /*
+ * FpSecondIndex - the OID of t's second index when it is an index of rel
+ * in schema payments; InvalidOid otherwise.
+ */
+static Oid
+FpSecondIndex(const FpTable *t, Relation rel)
+{
+	Oid			index = get_relname_relid(t->second, RelationGetNamespace(rel));
+	List	   *indexes = RelationGetIndexList(rel);
+	bool		ours = OidIsValid(index) && list_member_oid(indexes, index);
+
+	list_free(indexes);
+	return ours ? index : InvalidOid;
+}
+
+/*
  * fp_exact - whether direct access to the open table is allowed; checked
  * once per relcache entry of the table.
  */
@@ -247,6 +263,8 @@ fp_exact(FpTable *t, Relation rel)
 	{
 		bool		exact = FpShapeExact(t, rel);
 
+		t->second_index = (exact && t->second) ? FpSecondIndex(t, rel) : InvalidOid;
+		exact &= t->second == NULL || OidIsValid(t->second_index);
 		t->pkey = exact ? RelationGetPrimaryKeyIndex(rel) : InvalidOid;
 		t->shape = exact ? FP_SHAPE_EXACT : FP_SHAPE_OTHER;
 	}
@@ -307,6 +325,40 @@ fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 	/* keep the lock until the end of the transaction, as a query does */
 	index_close(index, NoLock);
 	return found;
+}
+
+/*
+ * fp_scan - call row for each row of the table that index which finds for
+ * keys (scan keys on its columns) and that a new statement would see:
+ * with the transaction's snapshot, or with one taken now when latest
+ * (what has committed since, too), so that a count under a lock sees the
+ * work the lock waited for.  Stops when row answers false.
+ */
+void
+fp_scan(FpTable *t, Relation rel, FpIndex which, ScanKey keys, int nkeys,
+		bool latest, FpRowCallback row, void *arg)
+{
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	Assert(t->shape == FP_SHAPE_EXACT);
+	index = index_open(which == FP_INDEX_PKEY ? t->pkey : t->second_index,
+					   AccessShareLock);
+	PushActiveSnapshot(latest ? GetLatestSnapshot() : GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, keys, nkeys, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!row(slot, arg))
+			break;
+	}
+	index_endscan(scan);
+	PopActiveSnapshot();
+	index_close(index, NoLock);
+	ExecDropSingleTupleTableSlot(slot);
 }
 
 /*
@@ -514,4 +566,29 @@ fp_insert_speculative(FpTable *t, Relation rel, TupleTableSlot *slot)
 	if (inserted)
 		CommandCounterIncrement();
 	return inserted;
+}
+
+/*
+ * fp_insert - insert the virtual tuple in slot (made with
+ * table_slot_create()) and its index entries; for a table without unique
+ * indexes but its primary key, whose values the caller makes unique.  Its
+ * values must satisfy the table's constraints: fp_exact() made sure they
+ * are the ones the caller knows.
+ */
+void
+fp_insert(FpTable *t, Relation rel, TupleTableSlot *slot)
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	List	   *recheck;
+
+	Assert(t->shape == FP_SHAPE_EXACT);
+	rri = FpResultRel(rel, false, &estate);
+	table_tuple_insert(rel, slot, estate->es_output_cid, 0, NULL);
+	/* every index is immediate (fp_exact), so nothing is left to recheck */
+	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+	list_free(recheck);
+	FpEndResultRel(rri, estate);
+	/* later scans, in this statement too, must see the new row */
+	CommandCounterIncrement();
 }

@@ -8,20 +8,33 @@
  * opened by fraud.c as the owner of the tables, so the statements run with
  * the owner's rights and search_path pinned, whoever calls.
  *
- * Velocity counts read with a snapshot taken after fraud.c locked the key
- * (pm_stmt_exec_latest): two evaluations of one key are ordered by the
- * lock, and the second counts the first once it committed, whatever the
- * isolation level.
+ * Velocity counts read with a snapshot taken after fraud.c locked the key:
+ * two evaluations of one key are ordered by the lock, and the second
+ * counts the first once it committed, whatever the isolation level.
+ *
+ * List lookups, velocity counts and velocity rows go straight to the
+ * index and heap (fastpath.c) when the table is exactly as installed, and
+ * through the statements below otherwise.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/pg_collation_d.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "executor/tuptable.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "fastpath.h"
 #include "fraud.h"
 #include "payments.h"
 #include "redact.h"
@@ -101,6 +114,96 @@ static PmStmt FraudStmts[FS_NSTMTS] = {
 	},
 };
 
+static const FpColumn ListColumns[] = {
+	{"list_name", TEXTOID, C_COLLATION_OID, true},
+	{"value", TEXTOID, C_COLLATION_OID, true},
+	{"note", TEXTOID, DEFAULT_COLLATION_OID, false},
+	{"added_at", TIMESTAMPTZOID, InvalidOid, true},
+};
+
+static const char *const ListChecks[] = {"fraud_lists_list_name_check"};
+
+static FpTable ListTable = {
+	.relname = "fraud_lists",
+	.what = "list entry",
+	.ncolumns = lengthof(ListColumns),
+	.columns = ListColumns,
+	.nchecks = lengthof(ListChecks),
+	.checks = ListChecks,
+	.second = "fraud_lists_folded_idx",
+};
+
+/* fraud_velocity's columns, in order; VA_* are their attribute numbers. */
+enum
+{
+	VA_KEY_VALUE = 1,
+	VA_KEY_FIELD,
+	VA_AT,
+	VA_EVALUATION_ID,
+	VA_AMOUNTS,
+	VA_NATTS = VA_AMOUNTS
+};
+
+static const FpColumn VelocityColumns[] = {
+	{"key_value", TEXTOID, C_COLLATION_OID, true},
+	{"key_field", TEXTOID, C_COLLATION_OID, true},
+	{"at", TIMESTAMPTZOID, InvalidOid, true},
+	{"evaluation_id", INT8OID, InvalidOid, true},
+	{"amounts", JSONBOID, InvalidOid, false},
+};
+
+static FpTable VelocityTable = {
+	.relname = "fraud_velocity",
+	.what = "velocity row",
+	.ncolumns = lengthof(VelocityColumns),
+	.columns = VelocityColumns,
+};
+
+/* fraud_evaluations' columns, in order. */
+enum
+{
+	EA_ID = 1,
+	EA_EVALUATED_AT,
+	EA_DECISION,
+	EA_SCORE,
+	EA_BLOCKED_BY,
+	EA_CONTEXT,
+	EA_VERDICTS,
+	EA_NATTS = EA_VERDICTS
+};
+
+static const FpColumn EvaluationColumns[] = {
+	{"id", INT8OID, InvalidOid, true},
+	{"evaluated_at", TIMESTAMPTZOID, InvalidOid, true},
+	{"decision", TEXTOID, DEFAULT_COLLATION_OID, true},
+	{"score", INT4OID, InvalidOid, true},
+	{"blocked_by", TEXTOID, DEFAULT_COLLATION_OID, false},
+	{"context", JSONBOID, InvalidOid, true},
+	{"verdicts", JSONBOID, InvalidOid, true},
+};
+
+static const char *const EvaluationChecks[] = {"fraud_evaluations_decision_check"};
+
+static FpTable EvaluationTable = {
+	.relname = "fraud_evaluations",
+	.what = "fraud evaluation",
+	.ncolumns = lengthof(EvaluationColumns),
+	.columns = EvaluationColumns,
+	.nchecks = lengthof(EvaluationChecks),
+	.checks = EvaluationChecks,
+};
+
+/* A velocity count in progress. */
+typedef struct VelocityCount
+{
+	int64		before_id;
+	const FraudField *sum;
+	int64		count;
+	Numeric		total;
+	int64		rows;			/* rows seen */
+	MemoryContext scratch;		/* where the sums of the last rows are */
+} VelocityCount;
+
 /*
  * ColumnText - column col of result row row as a C string, or NULL.
  */
@@ -140,19 +243,102 @@ fraud_store_load_rules(FraudRuleSet *set, MemoryContext cxt)
 }
 
 /*
- * fraud_store_listed - whether value is on the list (email: folded).
+ * ListedRow - fp_scan callback: a visible entry is enough.
+ */
+static bool
+ListedRow(TupleTableSlot *slot, void *arg)
+{
+	*(bool *) arg = true;
+	return false;
+}
+
+/*
+ * fraud_store_listed - whether value is on the list (email: folded, and
+ * looked up through lower(value)).
  */
 bool
 fraud_store_listed(const char *list, const char *value, bool email)
 {
 	Datum		args[2] = {CStringGetTextDatum(list), CStringGetTextDatum(value)};
-	bool		listed;
+	Relation	rel = fp_open(&ListTable, AccessShareLock);
+	bool		listed = false;
 
-	listed = pm_stmt_exec(&FraudStmts[email ? FS_LISTED_FOLDED : FS_LISTED],
-						  args, NULL) > 0;
-	/* a backtest runs this once per row: free as it goes */
-	SPI_freetuptable(SPI_tuptable);
+	if (fp_exact(&ListTable, rel))
+	{
+		ScanKeyData keys[2];
+
+		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_TEXTEQ, args[0]);
+		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_TEXTEQ, args[1]);
+		fp_scan(&ListTable, rel, email ? FP_INDEX_SECOND : FP_INDEX_PKEY,
+				keys, 2, false, ListedRow, &listed);
+	}
+	else
+	{
+		listed = pm_stmt_exec(&FraudStmts[email ? FS_LISTED_FOLDED : FS_LISTED],
+							  args, NULL) > 0;
+		/* a backtest runs this once per row: free as it goes */
+		SPI_freetuptable(SPI_tuptable);
+	}
+	table_close(rel, NoLock);
 	return listed;
+}
+
+/*
+ * VelocityRow - fp_scan callback: count a row of an earlier evaluation
+ * and add its sum field.  Sums are computed in a scratch context, and the
+ * running total copied out of it every 1024 rows, so that a long history
+ * needs bounded memory.
+ */
+static bool
+VelocityRow(TupleTableSlot *slot, void *arg)
+{
+	VelocityCount *vc = arg;
+	bool		isnull;
+	Datum		d;
+	JsonbValue	v;
+	MemoryContext old;
+
+	if (++vc->rows % 1024 == 0)
+	{
+		vc->total = DatumGetNumeric(datumCopy(NumericGetDatum(vc->total), false, -1));
+		MemoryContextReset(vc->scratch);
+	}
+	if (DatumGetInt64(slot_getattr(slot, VA_EVALUATION_ID, &isnull)) >= vc->before_id)
+		return true;
+	vc->count++;
+	if (vc->sum == NULL)
+		return true;
+	d = slot_getattr(slot, VA_AMOUNTS, &isnull);
+	if (isnull)
+		return true;
+	old = MemoryContextSwitchTo(vc->scratch);
+	if (getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, vc->sum->path,
+									 vc->sum->len, &v) != NULL &&
+		v.type == jbvNumeric)
+		vc->total = DatumGetNumeric(DirectFunctionCall2(numeric_add,
+														NumericGetDatum(vc->total),
+														NumericGetDatum(v.val.numeric)));
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/*
+ * VelocityScan - the count and sum through the primary key, directly.
+ */
+static void
+VelocityScan(Relation rel, Datum *args, VelocityCount *vc)
+{
+	ScanKeyData keys[3];
+
+	ScanKeyInit(&keys[0], VA_KEY_VALUE, BTEqualStrategyNumber, F_TEXTEQ, args[0]);
+	ScanKeyInit(&keys[1], VA_KEY_FIELD, BTEqualStrategyNumber, F_TEXTEQ, args[1]);
+	ScanKeyInit(&keys[2], VA_AT, BTGreaterStrategyNumber, F_TIMESTAMPTZ_GT, args[2]);
+	vc->scratch = AllocSetContextCreate(CurrentMemoryContext,
+										"payments fraud velocity sum",
+										ALLOCSET_SMALL_SIZES);
+	fp_scan(&VelocityTable, rel, FP_INDEX_PKEY, keys, 3, true, VelocityRow, vc);
+	vc->total = DatumGetNumeric(datumCopy(NumericGetDatum(vc->total), false, -1));
+	MemoryContextDelete(vc->scratch);
 }
 
 /*
@@ -173,15 +359,70 @@ fraud_store_velocity(const FraudField *key, const char *value,
 		TimestampTzGetDatum(from), Int64GetDatum(in->before_id),
 		sum ? CStringGetTextDatum(sum->path) : (Datum) 0
 	};
+	Relation	rel = fp_open(&VelocityTable, AccessShareLock);
+	VelocityCount vc = {in->before_id, sum, 0, int64_to_numeric(0), 0, NULL};
 	bool		isnull;
 	Datum		d;
 
-	pm_stmt_exec_latest(&FraudStmts[sum ? FS_VELOCITY_SUM : FS_VELOCITY],
-						args, NULL);
-	*count = DatumGetInt64(pm_stmt_value(0, 1, &isnull));
-	d = pm_stmt_value_copy(0, 2, &isnull);
-	*total = isnull ? int64_to_numeric(0) : DatumGetNumeric(d);
-	SPI_freetuptable(SPI_tuptable);
+	if (fp_exact(&VelocityTable, rel))
+		VelocityScan(rel, args, &vc);
+	else
+	{
+		pm_stmt_exec_latest(&FraudStmts[sum ? FS_VELOCITY_SUM : FS_VELOCITY],
+							args, NULL);
+		vc.count = DatumGetInt64(pm_stmt_value(0, 1, &isnull));
+		d = pm_stmt_value_copy(0, 2, &isnull);
+		if (!isnull)
+			vc.total = DatumGetNumeric(d);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	table_close(rel, NoLock);
+	*count = vc.count;
+	*total = vc.total;
+}
+
+/*
+ * StoreInsertDirect - insert one row of values (nulls as for SPI) into an
+ * exactly shaped table.
+ */
+static void
+StoreInsertDirect(FpTable *t, Relation rel, const Datum *values,
+				  const char *nulls)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	ExecClearTuple(slot);
+	for (int i = 0; i < t->ncolumns; i++)
+	{
+		slot->tts_values[i] = values[i];
+		slot->tts_isnull[i] = nulls[i] == 'n';
+	}
+	ExecStoreVirtualTuple(slot);
+	fp_insert(t, rel, slot);
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * RecordDirect - the audit row straight into the table, its id from the
+ * table's sequence (as the column's default would); false, to use SQL,
+ * when the table or the sequence is not as installed.
+ */
+static bool
+RecordDirect(Datum *values, const char *nulls)
+{
+	Relation	rel = fp_open(&EvaluationTable, RowExclusiveLock);
+	Oid			seq = InvalidOid;
+
+	if (fp_exact(&EvaluationTable, rel))
+		seq = get_relname_relid("fraud_evaluations_id_seq",
+								RelationGetNamespace(rel));
+	if (OidIsValid(seq))
+	{
+		values[EA_ID - 1] = Int64GetDatum(nextval_internal(seq, true));
+		StoreInsertDirect(&EvaluationTable, rel, values, nulls);
+	}
+	table_close(rel, NoLock);
+	return OidIsValid(seq);
 }
 
 /*
@@ -193,7 +434,8 @@ fraud_store_record(const FraudInput *in, FraudDecision decision, int32 score,
 				   const char *blocked_by, Jsonb *verdicts)
 {
 	Jsonb	   *scrubbed = redact_jsonb(in->context);
-	Datum		args[6] = {
+	Datum		values[EA_NATTS] = {
+		(Datum) 0,
 		TimestampTzGetDatum(in->at),
 		CStringGetTextDatum(fd_decision_name(decision)),
 		Int32GetDatum(score),
@@ -201,10 +443,12 @@ fraud_store_record(const FraudInput *in, FraudDecision decision, int32 score,
 		JsonbPGetDatum(scrubbed ? scrubbed : in->context),
 		JsonbPGetDatum(verdicts)
 	};
-	char		nulls[6] = {' ', ' ', ' ', blocked_by ? ' ' : 'n', ' ', ' '};
+	char		nulls[EA_NATTS] = {' ', ' ', ' ', ' ', blocked_by ? ' ' : 'n', ' ', ' '};
 	bool		isnull;
 
-	pm_stmt_exec(&FraudStmts[FS_RECORD], args, nulls);
+	if (RecordDirect(values, nulls))
+		return DatumGetInt64(values[EA_ID - 1]);
+	pm_stmt_exec(&FraudStmts[FS_RECORD], values + 1, nulls + 1);
 	return DatumGetInt64(pm_stmt_value(0, 1, &isnull));
 }
 
@@ -216,14 +460,19 @@ void
 fraud_store_record_velocity(const FraudVelocityKey *key, const char *value,
 							TimestampTz at, int64 evaluation_id, Jsonb *amounts)
 {
-	Datum		args[5] = {
+	Datum		args[VA_NATTS] = {
 		CStringGetTextDatum(value), CStringGetTextDatum(key->field.path),
 		TimestampTzGetDatum(at), Int64GetDatum(evaluation_id),
 		amounts ? JsonbPGetDatum(amounts) : (Datum) 0
 	};
-	char		nulls[5] = {' ', ' ', ' ', ' ', amounts ? ' ' : 'n'};
+	char		nulls[VA_NATTS] = {' ', ' ', ' ', ' ', amounts ? ' ' : 'n'};
+	Relation	rel = fp_open(&VelocityTable, RowExclusiveLock);
 
-	pm_stmt_exec(&FraudStmts[FS_RECORD_VELOCITY], args, nulls);
+	if (fp_exact(&VelocityTable, rel))
+		StoreInsertDirect(&VelocityTable, rel, args, nulls);
+	else
+		pm_stmt_exec(&FraudStmts[FS_RECORD_VELOCITY], args, nulls);
+	table_close(rel, NoLock);
 }
 
 /*

@@ -79,20 +79,22 @@ INSERT INTO fraud_plpgsql.lists SELECT * FROM payments.fraud_lists;
 -- a day of history: 2 evaluations a user (of 200,000) and one every other
 -- day a card (of 500,000) on average; hot ones over the limits: every
 -- 50th user 5 times in the last half hour, every 100th card twice for 2,600
+-- (history rows carry negative evaluation ids: earlier than any new one)
 INSERT INTO payments.fraud_velocity (key_value, key_field, at, evaluation_id, amounts)
-SELECT (1 + (hashint4(g) & 2147483647) % 200000)::text, 'user_id',
-       now() - (g % 86400) * interval '1 second', 0, NULL::jsonb
+SELECT key_value, key_field, at, -row_number() OVER (), amounts FROM (
+SELECT (1 + (hashint4(g) & 2147483647) % 200000)::text AS key_value, 'user_id' AS key_field,
+       now() - (g % 86400) * interval '1 second' AS at, NULL::jsonb AS amounts
 FROM generate_series(1, 400000) AS g
 UNION ALL
-SELECT (50 * u)::text, 'user_id', now() - (5 * r + u % 5) * interval '1 minute', 0, NULL
+SELECT (50 * u)::text, 'user_id', now() - (5 * r + u % 5) * interval '1 minute', NULL
 FROM generate_series(1, 4000) AS u, generate_series(1, 5) AS r
 UNION ALL
 SELECT 'fp_' || (1 + (hashint4(-g) & 2147483647) % 500000), 'card_fingerprint',
-       now() - ((g * 7) % 86400) * interval '1 second', 0, jsonb_build_object('amount', 1 + g % 3000)
+       now() - ((g * 7) % 86400) * interval '1 second', jsonb_build_object('amount', 1 + g % 3000)
 FROM generate_series(1, 250000) AS g
 UNION ALL
-SELECT 'fp_' || (100 * c), 'card_fingerprint', now() - (3 * r + 1) * interval '1 hour', 0, '{"amount": 2600}'
-FROM generate_series(1, 5000) AS c, generate_series(1, 2) AS r;
+SELECT 'fp_' || (100 * c), 'card_fingerprint', now() - (3 * r + 1) * interval '1 hour', '{"amount": 2600}'
+FROM generate_series(1, 5000) AS c, generate_series(1, 2) AS r) AS history;
 INSERT INTO fraud_plpgsql.velocity SELECT * FROM payments.fraud_velocity;
 
 -- context g of the checks, users and cards from pools of the given sizes:

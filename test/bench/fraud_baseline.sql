@@ -91,9 +91,9 @@ CREATE TABLE fraud_plpgsql.velocity (
     key_field     text COLLATE "C" NOT NULL,
     at            timestamptz NOT NULL,
     evaluation_id bigint NOT NULL,
-    amounts       jsonb
+    amounts       jsonb,
+    PRIMARY KEY (key_value, key_field, at, evaluation_id)
 );
-CREATE INDEX ON fraud_plpgsql.velocity (key_value, key_field, at);
 CREATE INDEX ON fraud_plpgsql.velocity (at);
 
 CREATE TABLE fraud_bare.evaluations (
