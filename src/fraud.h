@@ -161,7 +161,6 @@ extern void fraud_rule_compile(FraudRule *r, const char *name, const char *kind,
 							   Jsonb *params, const char *action,
 							   bool score_null, int32 score, const char *mode);
 extern void fraud_ruleset_keys(FraudRuleSet *set);
-extern FraudAction fraud_default_action(FraudKind kind);
 extern bool fraud_field_compile(const char *path, FraudField *f);
 extern bool fraud_field_is_email(const char *key, int len);
 extern const char *fraud_kind_name(FraudKind kind);

@@ -45,7 +45,6 @@ static const FraudKindInfo FraudKinds[] = {
 
 #define FRAUD_NKINDS ((int) lengthof(FraudKinds))
 #define FRAUD_SCORE_MAX 1000
-#define FRAUD_PATH_MAX_KEYS 8
 
 /*
  * RuleError - throw the error of rule name (its text is the format).
@@ -62,16 +61,6 @@ const char *
 fraud_kind_name(FraudKind kind)
 {
 	return FraudKinds[kind].name;
-}
-
-/*
- * fraud_default_action - what a rule of this kind does when its action is
- * NULL.
- */
-FraudAction
-fraud_default_action(FraudKind kind)
-{
-	return FraudKinds[kind].action;
 }
 
 /*
@@ -157,7 +146,7 @@ fraud_field_compile(const char *path, FraudField *f)
 		last = p;
 		while (isalnum((unsigned char) *p) || *p == '_')
 			p++;
-		if (++nkeys > FRAUD_PATH_MAX_KEYS)
+		if (++nkeys > FX_MAX_FIELD_SEGMENTS)
 			return false;
 		if (*p == '\0')
 			break;

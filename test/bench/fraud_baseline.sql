@@ -590,8 +590,8 @@ BEGIN
         INTO v_key_fields, v_key_values, v_key_amounts
         FROM (SELECT x.field,
                      fraud_plpgsql.key_text(evaluate.context #> x.path, x.email) AS value,
-                     jsonb_object_agg(x.sum_field, evaluate.context #> x.sum_path)
-                         FILTER (WHERE jsonb_typeof(evaluate.context #> x.sum_path) = 'number') AS amounts
+                     jsonb_object_agg(x.sum_field, fraud_plpgsql.number(evaluate.context #> x.sum_path))
+                         FILTER (WHERE fraud_plpgsql.number(evaluate.context #> x.sum_path) IS NOT NULL) AS amounts
               FROM fraud_plpgsql.rules x
               WHERE x.enabled AND x.kind = 'velocity'
               GROUP BY 1, 2) AS k
