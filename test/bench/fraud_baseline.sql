@@ -84,7 +84,7 @@ CREATE TABLE fraud_plpgsql.evaluations (
     context      jsonb NOT NULL,
     verdicts     jsonb NOT NULL
 );
-CREATE INDEX ON fraud_plpgsql.evaluations (evaluated_at);
+CREATE INDEX ON fraud_plpgsql.evaluations USING brin (evaluated_at);
 
 CREATE TABLE fraud_plpgsql.velocity (
     key_value     text COLLATE "C" NOT NULL,
@@ -94,7 +94,7 @@ CREATE TABLE fraud_plpgsql.velocity (
     amounts       jsonb,
     PRIMARY KEY (key_value, key_field, at, evaluation_id)
 );
-CREATE INDEX ON fraud_plpgsql.velocity (at);
+CREATE INDEX ON fraud_plpgsql.velocity USING brin (at);
 
 CREATE TABLE fraud_bare.evaluations (
     id           bigserial PRIMARY KEY,
@@ -105,7 +105,7 @@ CREATE TABLE fraud_bare.evaluations (
     context      jsonb NOT NULL,
     verdicts     jsonb NOT NULL
 );
-CREATE INDEX ON fraud_bare.evaluations (evaluated_at);
+CREATE INDEX ON fraud_bare.evaluations USING brin (evaluated_at);
 
 ------------------------------------------------------------------------
 -- Values as rules see them.  A value is missing when the field is absent
