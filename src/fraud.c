@@ -31,6 +31,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -520,6 +521,9 @@ payments_fraud_evaluate(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a fraud context must be a JSON object")));
+	/* the direct inserts bypass the executor's read-only check */
+	if (run.record)
+		PreventCommandIfReadOnly("fraud_evaluate() with record => true");
 	owner = fraud_owner();
 	if (run.record)
 		FraudCheckAt(run.in.at, owner);

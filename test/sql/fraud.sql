@@ -235,6 +235,12 @@ INSERT INTO payments.fraud_rules (name, kind, params) VALUES ('r', 'expression',
 INSERT INTO payments.fraud_rules (name, kind, params) VALUES ('r', 'expression', '{"expr": "amount >"}');
 SELECT count(*) FROM payments.fraud_rules;
 
+-- A read-only transaction (or a standby) may ask what-ifs, never record.
+BEGIN READ ONLY;
+SELECT decision FROM payments.fraud_evaluate('{"user_id": 1}', record => false);
+SELECT decision FROM payments.fraud_evaluate('{"user_id": 1}');
+ROLLBACK;
+
 -- Bad calls.
 SELECT * FROM payments.fraud_evaluate('[1, 2]');
 SELECT * FROM payments.fraud_evaluate('"text"');
