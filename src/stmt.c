@@ -86,18 +86,25 @@ StmtPlan(PmStmt *stmt)
 }
 
 /*
+ * StmtDone - the rows a statement processed; an SPI failure is a bug.
+ */
+static uint64
+StmtDone(const PmStmt *stmt, int rc)
+{
+	if (rc < 0)
+		elog(ERROR, "\"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
  * pm_stmt_exec - run a statement, preparing and keeping it on first use;
  * nulls as for SPI_execute_plan (NULL: none).  Returns SPI_processed.
  */
 uint64
 pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls)
 {
-	int			rc;
-
-	rc = SPI_execute_plan(StmtPlan(stmt), (Datum *) args, nulls, false, 0);
-	if (rc < 0)
-		elog(ERROR, "\"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
-	return SPI_processed;
+	return StmtDone(stmt, SPI_execute_plan(StmtPlan(stmt), (Datum *) args,
+										   nulls, false, 0));
 }
 
 /*
@@ -109,14 +116,9 @@ pm_stmt_exec(PmStmt *stmt, const Datum *args, const char *nulls)
 uint64
 pm_stmt_exec_latest(PmStmt *stmt, const Datum *args, const char *nulls)
 {
-	int			rc;
-
-	rc = SPI_execute_snapshot(StmtPlan(stmt), (Datum *) args, nulls,
-							  GetLatestSnapshot(), InvalidSnapshot,
-							  false, false, 0);
-	if (rc < 0)
-		elog(ERROR, "\"%s\" failed: %s", stmt->sql, SPI_result_code_string(rc));
-	return SPI_processed;
+	return StmtDone(stmt, SPI_execute_snapshot(StmtPlan(stmt), (Datum *) args,
+											   nulls, GetLatestSnapshot(),
+											   InvalidSnapshot, false, false, 0));
 }
 
 /*

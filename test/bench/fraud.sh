@@ -1,5 +1,5 @@
 # test/bench/fraud.sh: benchmark of the fraud module, sourced by
-# test/bench/run (which provides bench_sql, bench_pgbench and bench_ratio on
+# test/bench/run (which provides bench_sql, bench_check, bench_pgbench and bench_ratio on
 # a throwaway cluster with payments installed).
 #
 # Ten rules: a blocklist on email over a 100,000-entry list, avs_cvv, two
@@ -27,17 +27,6 @@
 FRAUD_SECONDS=${FRAUD_SECONDS:-6}
 
 bench_sql -f "$BENCH_DIR/fraud_baseline.sql"
-
-# fraud_check LABEL SQL EXPECTED: a statement's result must be EXPECTED, so
-# a benchmark never times errors or a wrong outcome.
-fraud_check() {
-	local got
-	got=$(bench_sql -At -c "$2")
-	[ "$got" = "$3" ] && return 0
-	say "fraud bench: $1: expected $3, got '$got'"
-	BENCH_MISSED=$((BENCH_MISSED + 1))
-	return 1
-}
 
 # The rules, the lists and a day of velocity history, the same for both
 # engines; the contexts of the checks (fraud_bench_context) and the part
@@ -299,11 +288,11 @@ fraud_runs() {
 }
 fraud_runs payments.fraud_evaluations
 [ "$fraud_ok" = 1 ] && fraud_runs fraud_plpgsql.evaluations
-fraud_check "(a) payments recorded velocity rows" \
+bench_check "(a) payments recorded velocity rows" \
 	"SELECT count(*) > 1000 FROM payments.fraud_velocity WHERE evaluation_id > 0" t
-[ "$fraud_ok" = 1 ] && fraud_check "(a) PL/pgSQL recorded velocity rows" \
+[ "$fraud_ok" = 1 ] && bench_check "(a) PL/pgSQL recorded velocity rows" \
 	"SELECT count(*) > 1000 FROM fraud_plpgsql.velocity WHERE evaluation_id > 0" t
-fraud_check "(b) bare audit rows, verdicts the size of payments' (within 25%)" \
+bench_check "(b) bare audit rows, verdicts the size of payments' (within 25%)" \
 	"SELECT count(*) > 1000 AND abs(avg(octet_length(verdicts::text)) - p.len) < p.len / 4
 	 FROM fraud_bare.evaluations,
 	      (SELECT avg(octet_length(verdicts::text)) AS len FROM payments.fraud_evaluations) AS p

@@ -1,5 +1,5 @@
 # test/bench/idempotency.sh: benchmark of the idempotency module, sourced by
-# test/bench/run (which provides bench_sql, bench_time, bench_pgbench and
+# test/bench/run (which provides bench_sql, bench_check, bench_time, bench_pgbench,
 # bench_ratio and bench_speedup on a throwaway cluster with payments installed).
 #
 # (a) pgbench, 8 clients: begin + complete (with the owner token) of new
@@ -17,17 +17,6 @@ IDEM_SECONDS=${IDEM_SECONDS:-6}
 
 bench_sql -f "$BENCH_DIR/idempotency_baseline.sql"
 
-# idem_check LABEL SQL EXPECTED: a statement's result must be EXPECTED, so a
-# benchmark never times errors or a wrong outcome.
-idem_check() {
-	local got
-	got=$(bench_sql -At -c "$2")
-	[ "$got" = "$3" ] && return 0
-	say "idempotency bench: $1: expected $3, got '$got'"
-	BENCH_MISSED=$((BENCH_MISSED + 1))
-	return 1
-}
-
 # (a) throughput of new keys under concurrency: the two scripts alternate,
 # three times each, and the best run of each counts, so that a burst of
 # load from elsewhere on the machine does not decide the ratio
@@ -40,7 +29,7 @@ for idem_round in 1 2 3; do
 	idem_ours=$(idem_best "$idem_ours" "$(bench_pgbench "payments begin + complete" \
 		"$BENCH_DIR/idempotency_ours.pgbench" 8 "$IDEM_SECONDS" -M prepared)")
 done
-idem_check "(a) every payments key completed" \
+bench_check "(a) every payments key completed" \
 	"SELECT count(*) FILTER (WHERE state <> 'completed') FROM payments.idempotency_keys" 0
 bench_ratio "idempotency (a) new key begin+complete, 8 clients, tps" \
 	"$idem_ours" "$idem_bare" 1.0
@@ -52,9 +41,9 @@ idem_ours=$(bench_time "payments: 50,000 new keys" \
 	"SELECT count(*) $idem_new, payments.idempotency_begin(x.p || ':' || g, jsonb_build_object('n', g)) AS b WHERE b.outcome = 'started'")
 idem_base=$(bench_time "PL/pgSQL: 50,000 new keys" \
 	"SELECT count(*) $idem_new, idem_plpgsql.begin(x.p || ':' || g, jsonb_build_object('n', g)) AS b WHERE b.outcome = 'started'")
-idem_check "(b) payments keys started" \
+bench_check "(b) payments keys started" \
 	"SELECT count(*) FROM payments.idempotency_keys WHERE state = 'in_flight'" 150000
-idem_check "(b) PL/pgSQL keys started" \
+bench_check "(b) PL/pgSQL keys started" \
 	"SELECT count(*) FROM idem_plpgsql.keys WHERE state = 'in_flight'" 150000
 bench_speedup "idempotency (b) 50,000 new-key begins vs PL/pgSQL" \
 	"$idem_ours" "$idem_base" 1.6
@@ -75,9 +64,9 @@ VACUUM ANALYZE payments.idempotency_keys, idem_plpgsql.keys;
 SQL
 idem_replay="FROM generate_series(1, 50000) AS g, %s('replay-' || g, jsonb_build_object('n', g)) AS b
 	WHERE b.outcome = 'completed' AND b.response ->> 'charge' = 'ch_' || g"
-idem_check "(c) payments replays" \
+bench_check "(c) payments replays" \
 	"SELECT count(*) $(printf "$idem_replay" payments.idempotency_begin)" 50000
-idem_check "(c) PL/pgSQL replays" \
+bench_check "(c) PL/pgSQL replays" \
 	"SELECT count(*) $(printf "$idem_replay" idem_plpgsql.begin)" 50000
 idem_ours=$(bench_time "payments: 50,000 replays" \
 	"SELECT count(*) $(printf "$idem_replay" payments.idempotency_begin)")
@@ -96,9 +85,9 @@ idem_ours=$(bench_time "payments: 50,000 completes" \
 	"$(printf "$idem_setup" payments.idempotency_begin) $(printf "$idem_done" payments.idempotency_complete)")
 idem_base=$(bench_time "PL/pgSQL: 50,000 completes" \
 	"$(printf "$idem_setup" idem_plpgsql.begin) $(printf "$idem_done" idem_plpgsql.complete)")
-idem_check "(d) payments keys completed" \
+bench_check "(d) payments keys completed" \
 	"SELECT count(*) FROM payments.idempotency_keys WHERE state = 'completed' AND response ->> 'charge' = 'ch_1' AND key NOT LIKE 'pgb-%' AND key NOT LIKE 'replay-%'" 150000
-idem_check "(d) PL/pgSQL keys completed" \
+bench_check "(d) PL/pgSQL keys completed" \
 	"SELECT count(*) FROM idem_plpgsql.keys WHERE state = 'completed' AND response ->> 'charge' = 'ch_1' AND key NOT LIKE 'replay-%'" 150000
 bench_speedup "idempotency (d) 50,000 completes vs PL/pgSQL" \
 	"$idem_ours" "$idem_base" 1.6
