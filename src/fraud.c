@@ -80,6 +80,7 @@ typedef struct FraudRun
 	FraudInput	in;
 	bool		record;
 	const FraudRuleSet *set;
+	char	  **key_values;		/* per velocity key: its value, or NULL */
 	FraudOutcome outcome;
 	JsonbParseState *verdicts;
 	JsonbValue *verdicts_done;
@@ -202,6 +203,25 @@ FraudRules(void)
 }
 
 /*
+ * FraudKeyValues - the context's value of each velocity key (NULL where it
+ * has none), as it is locked, counted and recorded.
+ */
+static void
+FraudKeyValues(FraudRun *run)
+{
+	run->key_values = palloc0(sizeof(char *) * (run->set->nkeys + 1));
+	for (int i = 0; i < run->set->nkeys; i++)
+	{
+		const FraudVelocityKey *k = &run->set->keys[i];
+		FraudValue	v;
+
+		fraud_value(run->in.context, &k->field, &v);
+		if (!fraud_value_key(&v, k->field.email, &run->key_values[i]))
+			run->key_values[i] = NULL;
+	}
+}
+
+/*
  * FraudLockKeys - lock every velocity key value of the context, in key
  * order, until the end of the transaction.
  */
@@ -211,18 +231,15 @@ FraudLockKeys(const FraudRun *run)
 	for (int i = 0; i < run->set->nkeys; i++)
 	{
 		const FraudVelocityKey *k = &run->set->keys[i];
-		FraudValue	v;
-		char	   *value;
 		StringInfoData buf;
 		uint64		h;
 		LOCKTAG		tag;
 
-		fraud_value(run->in.context, &k->field, &v);
-		if (!fraud_value_key(&v, k->field.email, &value))
+		if (run->key_values[i] == NULL)
 			continue;
 		initStringInfo(&buf);
 		appendBinaryStringInfo(&buf, k->field.path, k->field.len + 1);
-		appendStringInfoString(&buf, value);
+		appendStringInfoString(&buf, run->key_values[i]);
 		h = hash_bytes_extended((const unsigned char *) buf.data, buf.len, 0);
 		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
 							 FRAUD_VELOCITY_LOCK_FIELD4);
@@ -428,14 +445,10 @@ FraudRecord(FraudRun *run, Jsonb *verdicts)
 							verdicts);
 	for (int i = 0; i < run->set->nkeys; i++)
 	{
-		const FraudVelocityKey *k = &run->set->keys[i];
-		FraudValue	v;
-		char	   *value;
-
-		fraud_value(run->in.context, &k->field, &v);
-		if (fraud_value_key(&v, k->field.email, &value))
-			fraud_store_record_velocity(k, value, run->in.at, id,
-										FraudAmounts(run, k));
+		if (run->key_values[i] != NULL)
+			fraud_store_record_velocity(&run->set->keys[i], run->key_values[i],
+										run->in.at, id,
+										FraudAmounts(run, &run->set->keys[i]));
 	}
 	return id;
 }
@@ -531,7 +544,10 @@ payments_fraud_evaluate(PG_FUNCTION_ARGS)
 	pm_spi_begin(&call, owner);
 	run.set = FraudRules();
 	if (run.record)
+	{
+		FraudKeyValues(&run);
 		FraudLockKeys(&run);
+	}
 	FraudRunRules(&run);
 	verdicts = JsonbValueToJsonb(run.verdicts_done);
 	if (run.record)
