@@ -521,6 +521,7 @@ payments_fraud_evaluate(PG_FUNCTION_ARGS)
 	Oid			owner;
 	Jsonb	   *verdicts;
 	int64		id = 0;
+	MemoryContext old;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -549,7 +550,10 @@ payments_fraud_evaluate(PG_FUNCTION_ARGS)
 		FraudLockKeys(&run);
 	}
 	FraudRunRules(&run);
+	/* the verdicts are returned: build them where they outlive SPI */
+	old = MemoryContextSwitchTo(call.caller);
 	verdicts = JsonbValueToJsonb(run.verdicts_done);
+	MemoryContextSwitchTo(old);
 	if (run.record)
 		id = FraudRecord(&run, verdicts);
 	pm_spi_end(&call);
