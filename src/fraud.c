@@ -216,7 +216,7 @@ FraudKeyValues(FraudRun *run)
 		FraudValue	v;
 
 		fraud_value(run->in.context, &k->field, &v);
-		if (!fraud_value_key(&v, k->field.email, &run->key_values[i]))
+		if (!fraud_velocity_key(&v, k->field.email, &run->key_values[i]))
 			run->key_values[i] = NULL;
 	}
 }

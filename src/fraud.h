@@ -26,6 +26,9 @@
 /* Longest rule name, list name or field path accepted. */
 #define FRAUD_NAME_MAX 128
 
+/* Longest velocity key value stored as it is (longer ones: a digest). */
+#define FRAUD_VELOCITY_KEY_MAX 256
+
 typedef enum FraudKind
 {
 	FK_BLOCKLIST,
@@ -168,6 +171,7 @@ extern const char *fraud_kind_name(FraudKind kind);
 /* fraud_run.c */
 extern void fraud_value(Jsonb *context, const FraudField *f, FraudValue *v);
 extern bool fraud_value_key(const FraudValue *v, bool email, char **out);
+extern bool fraud_velocity_key(const FraudValue *v, bool email, char **out);
 extern bool fraud_value_numeric(const FraudValue *v, Numeric *out);
 extern void fraud_rule_run(const FraudRule *r, const FraudInput *in,
 						   FraudRunResult *res);

@@ -23,6 +23,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "digest.h"
 #include "fraud.h"
 
 /* A truth value of the expression language, or an error. */
@@ -144,6 +145,33 @@ fraud_value_key(const FraudValue *v, bool email, char **out)
 		default:
 			return false;
 	}
+}
+
+/*
+ * fraud_velocity_key - the text under which a value is counted by velocity
+ * rules: its key (fraud_value_key), or for a key longer than
+ * FRAUD_VELOCITY_KEY_MAX bytes "sha256:" and the hex digest of it, so that
+ * any value a client sends fits the velocity index.  False as for
+ * fraud_value_key.
+ */
+bool
+fraud_velocity_key(const FraudValue *v, bool email, char **out)
+{
+	uint8		digest[PAYMENTS_SHA256_LEN];
+	char		hex[2 * PAYMENTS_SHA256_LEN + 1];
+	size_t		len;
+
+	if (!fraud_value_key(v, email, out))
+		return false;
+	len = strlen(*out);
+	if (len > FRAUD_VELOCITY_KEY_MAX)
+	{
+		payments_sha256(*out, len, digest);
+		hex_encode((const char *) digest, PAYMENTS_SHA256_LEN, hex);
+		hex[2 * PAYMENTS_SHA256_LEN] = '\0';
+		*out = psprintf("sha256:%s", hex);
+	}
+	return true;
 }
 
 /*
@@ -637,7 +665,7 @@ RunVelocity(const FraudRule *r, const FraudInput *in, FraudRunResult *res)
 	fraud_value(in->context, key, &v);
 	if (v.kind == FV_MISSING)
 		return;
-	if (!fraud_value_key(&v, key->email, &value))
+	if (!fraud_velocity_key(&v, key->email, &value))
 	{
 		res->error = psprintf("field %s is an object or array", key->path);
 		return;

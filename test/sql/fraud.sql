@@ -155,6 +155,15 @@ SELECT * FROM fe('{"card": "c3", "amount": "400"}', true);
 SELECT * FROM fe('{"card": "c3", "amount": "100.01"}', true);
 SELECT * FROM fe('{"email": "A@x.io"}', true);
 SELECT * FROM fe('{"email": "a@X.IO"}', true);
+-- a key longer than 256 bytes (here 12,800 incompressible ones, more than
+-- an index row holds) is counted under its SHA-256
+CREATE TEMP TABLE long_key AS
+    SELECT string_agg(md5(g::text), '') AS v FROM generate_series(1, 400) AS g;
+SELECT decision FROM long_key, payments.fraud_evaluate(jsonb_build_object('email', v));
+SELECT decision FROM long_key, payments.fraud_evaluate(jsonb_build_object('email', v));
+SELECT count(*), min(key_value) ~ '^sha256:[0-9a-f]{64}$' AS digested
+    FROM payments.fraud_velocity WHERE length(key_value) = 71;
+DELETE FROM payments.fraud_velocity WHERE length(key_value) = 71;
 SELECT key_value, key_field, amounts FROM payments.fraud_velocity
     ORDER BY evaluation_id, key_field;
 -- an evaluation outside the window is not counted (the owner may record
