@@ -36,6 +36,7 @@ static const PaymentsModule *const PaymentsModules[] = {
 	&PaymentsRedactLogModule,
 	&PaymentsWebhookModule,
 	&PaymentsFraudModule,
+	&PaymentsWorkerModule,
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

@@ -40,5 +40,6 @@ extern const PaymentsModule PaymentsRedactModule;
 extern const PaymentsModule PaymentsRedactLogModule;
 extern const PaymentsModule PaymentsWebhookModule;
 extern const PaymentsModule PaymentsFraudModule;
+extern const PaymentsModule PaymentsWorkerModule;
 
 #endif							/* PAYMENTS_H */

@@ -34,7 +34,9 @@
 	X(PM_STAT_FRAUD_REVIEW, "fraud_review") \
 	X(PM_STAT_FRAUD_CHALLENGE, "fraud_challenge") \
 	X(PM_STAT_FRAUD_BLOCK, "fraud_block") \
-	X(PM_STAT_FRAUD_RULE_ERRORS, "fraud_rule_errors")
+	X(PM_STAT_FRAUD_RULE_ERRORS, "fraud_rule_errors") \
+	X(PM_STAT_RECONCILE_RUNS, "reconcile_runs") \
+	X(PM_STAT_RECONCILE_DISCREPANCIES, "reconcile_discrepancies")
 
 #define PAYMENTS_COUNTER_ENUM(id, name) id,
 typedef enum PaymentsCounter

@@ -748,13 +748,20 @@ static PmStmt WhStmts[WH_NSTMTS] = {
 		" WHERE endpoint = $1 AND event_id = $2",
 		2, {TEXTOID, TEXTOID}
 	},
+	/* oldest first, at most $2 rows (NULL: all); the rows deleted */
 	[WH_STMT_PURGE_INBOX] = {
-		"DELETE FROM " PAYMENTS_SCHEMA ".webhook_inbox WHERE received_at < $1",
-		1, {TIMESTAMPTZOID}
+		"WITH gone AS (DELETE FROM " PAYMENTS_SCHEMA ".webhook_inbox"
+		" WHERE id IN (SELECT id FROM " PAYMENTS_SCHEMA ".webhook_inbox"
+		" WHERE received_at < $1 ORDER BY received_at LIMIT $2)"
+		" RETURNING 1) SELECT pg_catalog.count(*) FROM gone",
+		2, {TIMESTAMPTZOID, INT8OID}
 	},
 	[WH_STMT_PURGE_REJECTIONS] = {
-		"DELETE FROM " PAYMENTS_SCHEMA ".webhook_rejections WHERE received_at < $1",
-		1, {TIMESTAMPTZOID}
+		"WITH gone AS (DELETE FROM " PAYMENTS_SCHEMA ".webhook_rejections"
+		" WHERE id IN (SELECT id FROM " PAYMENTS_SCHEMA ".webhook_rejections"
+		" WHERE received_at < $1 ORDER BY received_at LIMIT $2)"
+		" RETURNING 1) SELECT pg_catalog.count(*) FROM gone",
+		2, {TIMESTAMPTZOID, INT8OID}
 	},
 };
 
@@ -969,28 +976,49 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(payments_webhook_purge);
 
 /*
- * payments_webhook_purge - payments.webhook_purge(before): delete inbox and
- * rejection rows received before the earlier of before and now() minus
- * payments.webhook_retention, so that no purge forgets a delivery younger
- * than the retention (the inbox is what deduplicates redeliveries).
+ * WhPurge - one purge statement; the rows it deleted.
+ */
+static int64
+WhPurge(WhStmtId stmt, TimestampTz before, int64 max_rows)
+{
+	Datum		args[2] = {TimestampTzGetDatum(before), Int64GetDatum(max_rows)};
+	char		nulls[2] = {' ', max_rows < 0 ? 'n' : ' '};
+	bool		isnull;
+
+	pm_stmt_exec(&WhStmts[stmt], args, nulls);
+	return DatumGetInt64(pm_stmt_value(0, 1, &isnull));
+}
+
+/*
+ * payments_webhook_purge - payments.webhook_purge(before, max_rows): delete
+ * inbox and rejection rows received before the earlier of before and now()
+ * minus payments.webhook_retention, so that no purge forgets a delivery
+ * younger than the retention (the inbox is what deduplicates
+ * redeliveries); oldest first, at most max_rows in all when it is given.
  * Returns the number of rows deleted.
  */
 Datum
 payments_webhook_purge(PG_FUNCTION_ARGS)
 {
 	static const char *const names[] = {"before"};
-	TimestampTz floor_ts;
-	Datum		args[1];
+	int64		max_rows = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT64(1);
+	TimestampTz before;
 	PmSpiCall	call;
-	uint64		n;
+	int64		n;
 
 	WhRequireArgs(fcinfo, 1, names);
-	floor_ts = GetCurrentTransactionStartTimestamp() -
-		(int64) payments_webhook_retention * USECS_PER_SEC;
-	args[0] = TimestampTzGetDatum(Min(PG_GETARG_TIMESTAMPTZ(0), floor_ts));
+	if (!PG_ARGISNULL(1) && max_rows < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("max_rows must not be negative"));
+	before = Min(PG_GETARG_TIMESTAMPTZ(0),
+				 GetCurrentTransactionStartTimestamp() -
+				 (int64) payments_webhook_retention * USECS_PER_SEC);
 	pm_spi_begin(&call, InvalidOid);
-	n = WhExec(WH_STMT_PURGE_INBOX, args);
-	n += WhExec(WH_STMT_PURGE_REJECTIONS, args);
+	n = WhPurge(WH_STMT_PURGE_INBOX, before, max_rows);
+	if (max_rows < 0 || n < max_rows)
+		n += WhPurge(WH_STMT_PURGE_REJECTIONS, before,
+					 max_rows < 0 ? -1 : max_rows - n);
 	pm_spi_end(&call);
-	PG_RETURN_INT64((int64) n);
+	PG_RETURN_INT64(n);
 }

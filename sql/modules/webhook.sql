@@ -96,16 +96,17 @@ AS 'MODULE_PATHNAME', 'payments_webhook_receive';
 COMMENT ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) IS
     'verify a delivery with its endpoint''s secrets and store it once in payments.webhook_inbox';
 
-CREATE FUNCTION payments.webhook_purge(before timestamptz DEFAULT now())
+CREATE FUNCTION payments.webhook_purge(
+    before timestamptz DEFAULT now(), max_rows bigint DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c VOLATILE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_webhook_purge';
 
-COMMENT ON FUNCTION payments.webhook_purge(timestamptz) IS
-    'delete inbox and rejection rows received before least(before, now() - payments.webhook_retention)';
+COMMENT ON FUNCTION payments.webhook_purge(timestamptz, bigint) IS
+    'delete inbox and rejection rows received before least(before, now() - payments.webhook_retention), oldest first, at most max_rows; returns the number deleted';
 
-REVOKE ALL ON FUNCTION payments.webhook_purge(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION payments.webhook_purge(timestamptz, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payments.webhook_verify(text, text[], jsonb, bytea, interval, timestamptz) TO PUBLIC;
