@@ -726,6 +726,7 @@ reconcile_run(TimestampTz window_start, TimestampTz window_end,
 														  NumericGetDatum(int64_to_numeric(0)))) == 0;
 	int64		run_id;
 
+	PreventCommandDuringRecovery("payments.reconcile()");
 	PreventCommandIfReadOnly("payments.reconcile()");
 	runcxt = AllocSetContextCreate(CurrentMemoryContext, "payments reconcile",
 								   ALLOCSET_DEFAULT_SIZES);
