@@ -768,7 +768,7 @@ payments_reconcile(PG_FUNCTION_ARGS)
 	{
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the window, the sources and the tolerance of a reconciliation must not be NULL")));
 	}
 	if (PG_GETARG_TIMESTAMPTZ(1) <= PG_GETARG_TIMESTAMPTZ(0))
