@@ -91,5 +91,21 @@ SELECT id, endpoint, event_id, received_at FROM payments.webhook_inbox;
 SELECT endpoint, reason, encode(body_sha256, 'hex') AS body_sha256 FROM payments.webhook_rejections;
 
 \echo
+\echo '== reconciliation: next morning, the ledger against the gateway''s settlement report'
+INSERT INTO payments.status_map VALUES ('captured', 'succeeded');
+INSERT INTO payments.ledger VALUES
+    ('order-1001', 20.00, 'EUR', 'captured', now() - interval '1 hour'),
+    ('order-1002', 35.00, 'EUR', 'captured', now() - interval '50 minutes');
+INSERT INTO payments.gateway_report VALUES
+    ('order-1001', 20.00, 'EUR', 'succeeded', now() - interval '1 hour'),
+    ('order-1003', 12.50, 'EUR', 'succeeded', now() - interval '40 minutes');
+SELECT payments.reconcile(now() - interval '1 day', now()) AS run_id \gset
+SELECT summary FROM payments.reconciliation_runs WHERE id = :run_id;
+SELECT transaction_id, kind, internal_amount, gateway_amount
+FROM payments.reconciliation_discrepancies WHERE run_id = :run_id ORDER BY seq;
+\echo '-- the background worker does this every night for the previous day'
+SELECT state, next_run_at FROM payments.worker_status;
+
+\echo
 \echo '== observability: counters since server start'
 SELECT name, value FROM payments.stats ORDER BY name;
