@@ -22,9 +22,7 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
@@ -38,7 +36,6 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "fraud.h"
@@ -129,20 +126,9 @@ FraudInvalidate(Datum arg, Oid relid)
 static void
 FraudLookupTable(void)
 {
-	Oid			nsp = get_namespace_oid(PAYMENTS_SCHEMA, true);
-	Oid			relid = OidIsValid(nsp) ? get_relname_relid("fraud_rules", nsp) : InvalidOid;
-	HeapTuple	tup;
+	Oid			relid;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table payments.fraud_rules does not exist"),
-				 errhint("Run CREATE EXTENSION payments.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	FraudRulesOwner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
+	FraudRulesOwner = pm_table_owner("fraud_rules", &relid);
 	FraudRulesRelid = relid;
 }
 

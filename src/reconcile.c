@@ -23,10 +23,7 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "fmgr.h"
@@ -38,7 +35,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/queryenvironment.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -165,32 +161,6 @@ static uint64
 RcExec(RcStmtId id, const Datum *args)
 {
 	return pm_stmt_exec(&RcStmts[id], args, NULL);
-}
-
-/*
- * RcTableOwner - the owner of payments.reconciliation_runs, as whom the run
- * is recorded.
- */
-static Oid
-RcTableOwner(void)
-{
-	Oid			nsp = get_namespace_oid(PAYMENTS_SCHEMA, true);
-	Oid			relid = OidIsValid(nsp) ?
-		get_relname_relid("reconciliation_runs", nsp) : InvalidOid;
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table payments.reconciliation_runs does not exist"),
-				 errhint("Run CREATE EXTENSION payments.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
 }
 
 /*
@@ -475,6 +445,7 @@ RcFoundDesc(void)
 	return desc;
 }
 
+/* The receiver's other callbacks: nothing to set up or release. */
 static void
 RcStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
@@ -713,7 +684,8 @@ reconcile_run(TimestampTz window_start, TimestampTz window_end,
 			  Oid internal, Oid gateway, Numeric tolerance,
 			  ReconcileTrigger trigger)
 {
-	Oid			owner = RcTableOwner();
+	Oid			runs;
+	Oid			owner = pm_table_owner("reconciliation_runs", &runs);
 	Oid			caller = GetUserId();
 	MemoryContext runcxt;
 	PmSpiCall	call;

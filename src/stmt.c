@@ -17,11 +17,16 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/snapmgr.h"
 
+#include "payments.h"
 #include "stmt.h"
 
 /* The search_path every statement runs with; as the install script sets it. */
@@ -160,4 +165,30 @@ pm_stmt_value_copy(uint64 row, int col, bool *isnull)
 	if (*isnull)
 		return (Datum) 0;
 	return SPI_datumTransfer(value, att->attbyval, att->attlen);
+}
+
+/*
+ * pm_table_owner - the owner of the extension's table relname, as whom a
+ * module runs its SQL; *relid is set to the table's OID.  A missing table
+ * (the extension not created in this database) is an error saying so.
+ */
+Oid
+pm_table_owner(const char *relname, Oid *relid)
+{
+	Oid			nsp = get_namespace_oid(PAYMENTS_SCHEMA, true);
+	HeapTuple	tup;
+	Oid			owner;
+
+	*relid = OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+	if (!OidIsValid(*relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s.%s does not exist", PAYMENTS_SCHEMA, relname),
+				 errhint("Run CREATE EXTENSION payments.")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(*relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", *relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
 }

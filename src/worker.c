@@ -198,8 +198,9 @@ WorkerDefineGucs(void)
 {
 	DefineCustomStringVariable("payments.database",
 							   "Database the background worker connects to.",
-							   NULL, &WorkerDatabase, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   "On a change the worker restarts to connect to the new one.",
+							   &WorkerDatabase, "postgres",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("payments.reconcile_time",
 							   "Time of day (HH:MM, in payments.timezone) the worker reconciles the previous day; empty disables.",
 							   NULL, &WorkerReconcileTime, "02:00",
@@ -539,23 +540,41 @@ WorkerPass(bool run_now)
 }
 
 /*
+ * WorkerCheckDatabase - after a reload: when payments.database names
+ * another database, exit, so that the postmaster starts the worker again
+ * (after bgw_restart_time) connected to it.
+ */
+static void
+WorkerCheckDatabase(const char *connected)
+{
+	if (strcmp(WorkerDatabase, connected) == 0)
+		return;
+	ereport(LOG,
+			(errmsg("payments worker: payments.database changed from \"%s\" to \"%s\", restarting",
+					connected, WorkerDatabase)));
+	proc_exit(1);
+}
+
+/*
  * payments_worker_main - the worker's entry point.
  */
 void
 payments_worker_main(Datum main_arg)
 {
 	MemoryContext loopcxt;
+	char	   *database;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(WorkerDatabase, NULL, 0);
+	database = MemoryContextStrdup(TopMemoryContext, WorkerDatabase);
+	BackgroundWorkerInitializeConnection(database, NULL, 0);
 	pgstat_report_appname("payments worker");
 	WorkerAttach();
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "payments worker loop",
 									ALLOCSET_DEFAULT_SIZES);
 	ereport(LOG,
-			(errmsg("payments worker started in database \"%s\"", WorkerDatabase)));
+			(errmsg("payments worker started in database \"%s\"", database)));
 	for (;;)
 	{
 		bool		run_now;
@@ -566,6 +585,7 @@ payments_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			WorkerCheckDatabase(database);
 		}
 		SpinLockAcquire(&Worker->mutex);
 		run_now = Worker->run_now;

@@ -181,6 +181,9 @@ WHERE received_at < now() - interval '45 days';
 UPDATE payments.webhook_rejections SET received_at = now() - interval '1 day'
 WHERE received_at < now() - interval '45 days';
 SELECT payments.webhook_purge(now() - interval '50 days') AS purged_before_50_days;
+-- in batches, as the worker purges: oldest first, at most max_rows
+SELECT payments.webhook_purge(now(), 1) AS purged_one;
+SELECT payments.webhook_purge(now(), 0) AS purged_none;
 SELECT payments.webhook_purge(now()) AS purged_30_days;
 SELECT event_id FROM payments.webhook_inbox WHERE event_id LIKE 'delivery-%-days';
 SET payments.webhook_retention = '7d';
@@ -188,6 +191,7 @@ SELECT payments.webhook_purge() AS purged_7_days;
 SELECT event_id FROM payments.webhook_inbox WHERE event_id LIKE 'delivery-%-days';
 RESET payments.webhook_retention;
 SELECT pg_temp.try($$SELECT payments.webhook_purge(NULL)$$);
+SELECT pg_temp.try($$SELECT payments.webhook_purge(now(), -1)$$);
 SELECT pg_temp.try($$SET payments.webhook_retention = 0$$);
 
 -- Clean up: deleting an endpoint deletes its secrets.

@@ -3,7 +3,8 @@
 # SIGHUP moves and disables the schedule; worker_run_now runs the due day
 # at once; after downtime the missed days are caught up, each once; the
 # purges remove expired idempotency keys; DROP DATABASE of another database
-# is not blocked; SIGTERM ends the worker cleanly and it comes back; a
+# is not blocked; SIGTERM ends the worker cleanly and it comes back; a new
+# payments.database moves it on reload; a
 # crash in the middle of a run leaves no half run, and the restarted worker
 # runs the day once.
 use strict;
@@ -156,7 +157,21 @@ like($log, qr/terminating background worker "payments worker" due to administrat
 	'SIGTERM ends the worker');
 unlike($log, qr/PANIC|server process .* was terminated by signal/, 'without a crash');
 
-# 10. a crash in the middle of a run: nothing of it stays, and the day is
+# 10. a new payments.database: the worker reconnects there (where the
+# extension is not created, so it waits), and comes back
+$node->safe_psql('postgres', 'CREATE DATABASE shop2');
+$node->safe_psql('postgres', "ALTER SYSTEM SET payments.database = 'shop2'");
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+		SELECT database = 'shop2' AND state = 'waiting for CREATE EXTENSION payments'
+		FROM payments.worker_status}), 'a new payments.database moves the worker there');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET payments.database');
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+		SELECT state = 'idle' FROM payments.worker_status WHERE database = 'postgres'}),
+	'and back');
+
+# 11. a crash in the middle of a run: nothing of it stays, and the day is
 # run once after the restart
 $node->safe_psql('postgres', q{
 	INSERT INTO payments.ledger
