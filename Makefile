@@ -18,7 +18,7 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter
 # They live in sql/modules/, because pg_regress would take a file
 # sql/NAME.sql as the input of the test NAME.
 SQL_SOURCES = sql/modules/core.sql sql/modules/idempotency.sql sql/modules/webhook.sql sql/modules/redact.sql \
-	sql/modules/fraud.sql sql/modules/reconcile.sql
+	sql/modules/fraud.sql sql/modules/reconcile.sql sql/modules/saga.sql
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 

@@ -25,7 +25,11 @@
 	X(PM_WEBHOOK_UNKNOWN_ENDPOINT, "PM010", "webhook_unknown_endpoint", false, 404, \
 	  "no webhook endpoint of that name is configured in payments.webhook_endpoints") \
 	X(PM_SAGA_INVALID_TRANSITION, "PM030", "saga_invalid_transition", false, 409, \
-	  "the saga step or outcome is not allowed in the saga's current state")
+	  "the saga step or outcome is not allowed in the saga's current state") \
+	X(PM_SAGA_CONFLICT, "PM031", "saga_conflict", false, 422, \
+	  "a saga with this id already exists with another name or other steps") \
+	X(PM_SAGA_NOT_FOUND, "PM032", "saga_not_found", false, 404, \
+	  "no saga with this id exists")
 
 #define PAYMENTS_ERROR_ENUM(id, sqlstate, name, retriable, http, meaning) id,
 typedef enum PaymentsErrorId

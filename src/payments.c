@@ -36,6 +36,7 @@ static const PaymentsModule *const PaymentsModules[] = {
 	&PaymentsRedactLogModule,
 	&PaymentsWebhookModule,
 	&PaymentsFraudModule,
+	&PaymentsSagaModule,
 	&PaymentsWorkerModule,
 };
 

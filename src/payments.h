@@ -40,6 +40,7 @@ extern const PaymentsModule PaymentsRedactModule;
 extern const PaymentsModule PaymentsRedactLogModule;
 extern const PaymentsModule PaymentsWebhookModule;
 extern const PaymentsModule PaymentsFraudModule;
+extern const PaymentsModule PaymentsSagaModule;
 extern const PaymentsModule PaymentsWorkerModule;
 
 #endif							/* PAYMENTS_H */

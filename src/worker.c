@@ -68,6 +68,7 @@ static char *WorkerDatabase = NULL;
 static char *WorkerReconcileTime = NULL;
 static char *WorkerTimezone = NULL;
 static int	WorkerNaptime = 60;
+static int	WorkerSagaStaleAfter = 300;
 
 /* What the worker shows in payments.worker_status. */
 typedef struct WorkerShared
@@ -87,6 +88,7 @@ typedef struct WorkerShared
 	TimestampTz last_purge_at;
 	int64		purged_keys;
 	int64		purged_webhook_rows;
+	int64		flagged_sagas;
 } WorkerShared;
 
 static WorkerShared *Worker = NULL;
@@ -99,6 +101,7 @@ typedef enum WorkerStmtId
 	WK_STMT_WINDOW,
 	WK_STMT_PURGE_KEYS,
 	WK_STMT_PURGE_WEBHOOKS,
+	WK_STMT_FLAG_SAGAS,
 	WK_NSTMTS
 } WorkerStmtId;
 
@@ -143,6 +146,16 @@ static PmStmt WorkerStmts[WK_NSTMTS] = {
 	[WK_STMT_PURGE_WEBHOOKS] = {
 		"SELECT " PAYMENTS_SCHEMA ".webhook_purge(pg_catalog.now(), $1)",
 		1, {INT8OID}
+	},
+	/* in-flight sagas without progress for $1, flagged once, with an event */
+	[WK_STMT_FLAG_SAGAS] = {
+		"WITH f AS (UPDATE " PAYMENTS_SCHEMA ".sagas SET stale_since = pg_catalog.now()"
+		" WHERE state IN ('running', 'compensating')"
+		" AND updated_at < pg_catalog.now() - $1 AND stale_since IS NULL"
+		" RETURNING id, state)"
+		" INSERT INTO " PAYMENTS_SCHEMA ".saga_events (saga_id, event, from_state, to_state)"
+		" SELECT id, 'flagged_stale', state, state FROM f",
+		1, {INTERVALOID}
 	},
 };
 
@@ -209,6 +222,10 @@ WorkerDefineGucs(void)
 							   "Time zone of the worker's schedule and of a day's window.",
 							   NULL, &WorkerTimezone, "UTC",
 							   PGC_SIGHUP, 0, WorkerCheckZone, NULL, NULL);
+	DefineCustomIntVariable("payments.saga_stale_after",
+							"Seconds without progress after which the worker flags an in-flight saga as stale.",
+							NULL, &WorkerSagaStaleAfter, 300, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("payments.worker_naptime",
 							"Seconds between the worker's purges and schedule checks.",
 							NULL, &WorkerNaptime, 60, 1, 86400,
@@ -474,6 +491,19 @@ WorkerTaskPurge(void *arg)
 }
 
 /*
+ * WorkerTaskFlagSagas - flag the in-flight sagas without progress for
+ * payments.saga_stale_after (each once, with a flagged_stale event).
+ */
+static void
+WorkerTaskFlagSagas(void *arg)
+{
+	Interval	stale = {(int64) WorkerSagaStaleAfter * USECS_PER_SEC, 0, 0};
+	Datum		args[1] = {IntervalPGetDatum(&stale)};
+
+	*(int64 *) arg = (int64) pm_stmt_exec(&WorkerStmts[WK_STMT_FLAG_SAGAS], args, NULL);
+}
+
+/*
  * WorkerPurgeAll - run one purge in batches until it finds less than a
  * batch (or WORKER_PURGE_MAX_BATCHES ran); the rows deleted.
  */
@@ -506,6 +536,7 @@ WorkerPass(bool run_now)
 	WorkerSchedule s = {0};
 	int64		keys;
 	int64		webhooks;
+	int64		flagged = 0;
 	long		wait_ms = WorkerNaptime * 1000L;
 
 	s.run_now = run_now;
@@ -524,11 +555,14 @@ WorkerPass(bool run_now)
 	}
 	keys = WorkerPurgeAll("purging idempotency keys", WK_STMT_PURGE_KEYS);
 	webhooks = WorkerPurgeAll("purging webhook rows", WK_STMT_PURGE_WEBHOOKS);
+	if (!WorkerRun("flagging stale sagas", WorkerTaskFlagSagas, &flagged))
+		flagged = 0;
 	SpinLockAcquire(&Worker->mutex);
 	Worker->next_run_at = s.next_run;
 	Worker->last_purge_at = GetCurrentTimestamp();
 	Worker->purged_keys = keys;
 	Worker->purged_webhook_rows = webhooks;
+	Worker->flagged_sagas = flagged;
 	SpinLockRelease(&Worker->mutex);
 	if (s.next_run != 0)
 	{
@@ -627,7 +661,7 @@ payments_worker_status(PG_FUNCTION_ARGS)
 	WorkerShared w = {0};
 	Datum		values[12];
 	bool		nulls[12] = {0};
-	char		purge[128];
+	char		purge[192];
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (Worker != NULL)
@@ -649,8 +683,9 @@ payments_worker_status(PG_FUNCTION_ARGS)
 	values[9] = TimestampTzGetDatum(w.last_error_at);
 	values[10] = TimestampTzGetDatum(w.last_purge_at);
 	snprintf(purge, sizeof(purge),
-			 "{\"idempotency_keys\": " INT64_FORMAT ", \"webhook_rows\": " INT64_FORMAT "}",
-			 w.purged_keys, w.purged_webhook_rows);
+			 "{\"idempotency_keys\": " INT64_FORMAT ", \"webhook_rows\": " INT64_FORMAT
+			 ", \"stale_sagas_flagged\": " INT64_FORMAT "}",
+			 w.purged_keys, w.purged_webhook_rows, w.flagged_sagas);
 	values[11] = DirectFunctionCall1(jsonb_in, CStringGetDatum(purge));
 	nulls[3] = w.started_at == 0;
 	nulls[4] = nulls[5] = nulls[6] = w.last_run_at == 0;
