@@ -11,7 +11,8 @@
  * WORKER_CATCH_UP_DAYS back), each in its own transaction that first checks
  * that no worker run of that window exists (so no window is ever run twice,
  * whatever restarts happen); then it purges expired idempotency keys and
- * old webhook rows in short transactions; then it sleeps until the next
+ * old webhook rows in short transactions and flags in-flight sagas without
+ * progress for payments.saga_stale_after; then it sleeps until the next
  * run or payments.worker_naptime, whichever comes first, or until
  * payments.worker_run_now() sets its latch.
  *
