@@ -51,6 +51,7 @@
 #include "errors.h"
 #include "payments.h"
 #include "redact.h"
+#include "stats.h"
 #include "stmt.h"
 
 /* Limits on what saga_start accepts. */
@@ -496,6 +497,20 @@ SagaRequireArgs(FunctionCallInfo fcinfo, int n, const char *const *names)
 	}
 }
 
+/*
+ * SagaCount - count a saga reaching an end state.
+ */
+static void
+SagaCount(SagaState state)
+{
+	if (state == SAGA_COMPLETED)
+		payments_count(PM_STAT_SAGA_COMPLETED, 1);
+	else if (state == SAGA_COMPENSATED)
+		payments_count(PM_STAT_SAGA_COMPENSATED, 1);
+	else if (state == SAGA_FAILED_COMPENSATION)
+		payments_count(PM_STAT_SAGA_FAILED_COMPENSATION, 1);
+}
+
 PG_FUNCTION_INFO_V1(payments_saga_record);
 
 /*
@@ -529,6 +544,8 @@ payments_saga_record(PG_FUNCTION_ARGS)
 	SagaApply(&saga, &move, step, detail);
 	if (move.to == SAGA_FAILED_COMPENSATION)
 		SagaAlert(&saga, step, move.attempts);
+	if (move.to != saga.state)
+		SagaCount(move.to);
 	pm_spi_end(&call);
 	PG_RETURN_TEXT_P(cstring_to_text(SagaStateNames[move.to]));
 }
@@ -647,6 +664,8 @@ payments_saga_start(PG_FUNCTION_ARGS)
 	pm_spi_begin(&call, SagaOwner());
 	if (pm_stmt_exec(&SagaStmts[SG_STMT_INSERT], args, NULL) == 0)
 		SagaCheckSame(id, name, steps);
+	else
+		payments_count(PM_STAT_SAGA_STARTED, 1);
 	pm_spi_end(&call);
 	PG_RETURN_TEXT_P(cstring_to_text(id));
 }

@@ -36,7 +36,11 @@
 	X(PM_STAT_FRAUD_BLOCK, "fraud_block") \
 	X(PM_STAT_FRAUD_RULE_ERRORS, "fraud_rule_errors") \
 	X(PM_STAT_RECONCILE_RUNS, "reconcile_runs") \
-	X(PM_STAT_RECONCILE_DISCREPANCIES, "reconcile_discrepancies")
+	X(PM_STAT_RECONCILE_DISCREPANCIES, "reconcile_discrepancies") \
+	X(PM_STAT_SAGA_STARTED, "saga_started") \
+	X(PM_STAT_SAGA_COMPLETED, "saga_completed") \
+	X(PM_STAT_SAGA_COMPENSATED, "saga_compensated") \
+	X(PM_STAT_SAGA_FAILED_COMPENSATION, "saga_failed_compensation")
 
 #define PAYMENTS_COUNTER_ENUM(id, name) id,
 typedef enum PaymentsCounter
