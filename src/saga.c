@@ -7,12 +7,13 @@
  * A saga is a row of payments.sagas: its steps, its state and where it is
  * (position: the step to run or to compensate; attempts: the tries of that
  * action so far).  saga_next reads the row and says what to do; saga_record
- * locks it, checks that the outcome is for the action saga_next gives,
- * moves the state and appends the transition to payments.saga_events, in
- * one statement.  Every other change is refused with PM030, so an
+ * reads it, checks that the outcome is for the action saga_next gives, and
+ * moves the state and appends the transition to payments.saga_events in one
+ * statement that applies only if the saga is still where it was read (if
+ * another session moved it meanwhile, it locks the row and looks again).  Every other change is refused with PM030, so an
  * orchestrator that crashed between a gateway call and saga_record resumes
  * exactly where it was, and two that race on one step cannot both win (the
- * row lock orders them; the second finds the step done).
+ * update's row lock orders them; the second finds the step done).
  *
  *	  running --succeeded, last step--> completed
  *	  running --failed (retriable, attempts left)--> running (attempt + 1)
@@ -126,17 +127,24 @@ static PmStmt SagaStmts[SG_NSTMTS] = {
 		" WHERE id = $1 FOR UPDATE",
 		1, {TEXTOID}
 	},
-	/* $1 id, $2 state, $3 position, $4 attempts, $5 failed step, event... */
+	/*
+	 * $1 id, $2 state, $3 position, $4 attempts, $5 failed step, $6 event,
+	 * $7 step, $8 attempt; only if the saga is still at $9 (state), $11
+	 * (position) and $8 - 1 (attempts): nothing when another session moved
+	 * it meanwhile
+	 */
 	[SG_STMT_MOVE] = {
 		"WITH s AS (UPDATE " PAYMENTS_SCHEMA ".sagas SET state = $2, position = $3,"
 		" attempts = $4, failed_step = COALESCE($5, failed_step),"
 		" updated_at = pg_catalog.now(), claimed_until = NULL, claimed_by = NULL,"
-		" stale_since = NULL WHERE id = $1 RETURNING id)"
+		" stale_since = NULL"
+		" WHERE id = $1 AND state = $9 AND position = $11 AND attempts = $8 - 1"
+		" RETURNING id)"
 		" INSERT INTO " PAYMENTS_SCHEMA ".saga_events"
 		" (saga_id, event, step, attempt, from_state, to_state, detail)"
 		" SELECT id, $6, $7, $8, $9, $2, $10 FROM s",
-		10, {TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-		INT4OID, TEXTOID, JSONBOID}
+		11, {TEXTOID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		INT4OID, TEXTOID, JSONBOID, INT4OID}
 	},
 	/* the stale in-flight sagas nobody has claimed, claimed for $1 by $2 */
 	[SG_STMT_RECOVER] = {
@@ -432,13 +440,14 @@ SagaAlert(const Saga *saga, const char *step, int attempts)
 }
 
 /*
- * SagaApply - write the transition and its event, in one statement.
+ * SagaApply - write the transition and its event, in one statement, if the
+ * saga is still where it was read; whether it was.
  */
-static void
+static bool
 SagaApply(const Saga *saga, const SagaMove *m, const char *step, Jsonb *detail)
 {
-	Datum		args[10];
-	char		nulls[10];
+	Datum		args[11];
+	char		nulls[11];
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(saga->id);
@@ -453,7 +462,8 @@ SagaApply(const Saga *saga, const SagaMove *m, const char *step, Jsonb *detail)
 	args[8] = CStringGetTextDatum(SagaStateNames[saga->state]);
 	args[9] = detail ? JsonbPGetDatum(detail) : (Datum) 0;
 	nulls[9] = detail ? ' ' : 'n';
-	pm_stmt_exec(&SagaStmts[SG_STMT_MOVE], args, nulls);
+	args[10] = Int32GetDatum(saga->position);
+	return pm_stmt_exec(&SagaStmts[SG_STMT_MOVE], args, nulls) == 1;
 }
 
 /*
@@ -538,10 +548,16 @@ payments_saga_record(PG_FUNCTION_ARGS)
 	saga.id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	PreventCommandIfReadOnly("payments.saga_record()");
 	pm_spi_begin(&call, SagaOwner());
-	SagaFetch(&saga, call.caller, true);
-	SagaCheckStep(&saga, step);
-	move = SagaDecide(&saga, outcome[0] == 's', SagaRetriable(detail));
-	SagaApply(&saga, &move, step, detail);
+	SagaFetch(&saga, call.caller, false);
+	for (;;)
+	{
+		SagaCheckStep(&saga, step);
+		move = SagaDecide(&saga, outcome[0] == 's', SagaRetriable(detail));
+		if (SagaApply(&saga, &move, step, detail))
+			break;
+		/* another session moved the saga since we read it: lock, look again */
+		SagaFetch(&saga, call.caller, true);
+	}
 	if (move.to == SAGA_FAILED_COMPENSATION)
 		SagaAlert(&saga, step, move.attempts);
 	if (move.to != saga.state)

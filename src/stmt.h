@@ -24,7 +24,7 @@
 
 #include "executor/spi.h"
 
-#define PM_STMT_MAX_ARGS 10
+#define PM_STMT_MAX_ARGS 12
 
 /* One statement of a module. */
 typedef struct PmStmt

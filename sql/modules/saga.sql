@@ -25,10 +25,12 @@ CREATE TABLE payments.sagas (
     claimed_until timestamptz,
     claimed_by    text,
     stale_since   timestamptz
-);
+) WITH (fillfactor = 70);
 
--- The in-flight sagas by their last progress, for recovery and the worker.
-CREATE INDEX sagas_in_flight_idx ON payments.sagas (updated_at)
+-- The in-flight sagas, for recovery and the worker (which then look at
+-- updated_at).  Nothing a step changes is indexed, and pages keep room, so
+-- a step's update is a HOT update; only the end of a saga leaves the index.
+CREATE INDEX sagas_in_flight_idx ON payments.sagas (created_at)
     WHERE state IN ('running', 'compensating');
 
 COMMENT ON TABLE payments.sagas IS
