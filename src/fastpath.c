@@ -229,7 +229,7 @@ FpShapeExact(const FpTable *t, Relation rel)
 	return rel->rd_rel->relkind == RELKIND_RELATION &&
 		rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
 		!rel->rd_rel->relrowsecurity &&
-		rel->trigdesc == NULL && rel->rd_rules == NULL &&
+		(rel->trigdesc == NULL || t->read_only) && rel->rd_rules == NULL &&
 		FpColumnsExact(t, RelationGetDescr(rel)) &&
 		FpChecksExact(t, RelationGetDescr(rel)) &&
 		OidIsValid(RelationGetPrimaryKeyIndex(rel)) &&
@@ -431,6 +431,7 @@ fp_update(FpTable *t, Relation rel, TupleTableSlot *oldslot,
 	TM_Result	result;
 
 	Assert(t->shape == FP_SHAPE_EXACT);
+	Assert(!t->read_only);
 	rri = FpResultRel(rel, false, &estate);
 	result = table_tuple_update(rel, &oldslot->tts_tid, newslot,
 								estate->es_output_cid, InvalidSnapshot,
@@ -461,6 +462,7 @@ fp_delete(FpTable *t, Relation rel, TupleTableSlot *slot)
 	TM_Result	result;
 
 	Assert(t->shape == FP_SHAPE_EXACT);
+	Assert(!t->read_only);
 	result = table_tuple_delete(rel, &slot->tts_tid, GetCurrentCommandId(true),
 								InvalidSnapshot, InvalidSnapshot, true, &tmfd,
 								false);
@@ -554,6 +556,7 @@ fp_insert_speculative(FpTable *t, Relation rel, TupleTableSlot *slot)
 	bool		retry;
 
 	Assert(t->shape == FP_SHAPE_EXACT);
+	Assert(!t->read_only);
 	rri = FpResultRel(rel, true, &estate);
 	do
 	{
@@ -583,6 +586,7 @@ fp_insert(FpTable *t, Relation rel, TupleTableSlot *slot)
 	List	   *recheck;
 
 	Assert(t->shape == FP_SHAPE_EXACT);
+	Assert(!t->read_only);
 	rri = FpResultRel(rel, false, &estate);
 	table_tuple_insert(rel, slot, estate->es_output_cid, 0, NULL);
 	/* every index is immediate (fp_exact), so nothing is left to recheck */

@@ -10,7 +10,8 @@
  * security, CHECK constraints and Citus, and reads Datums by position, so
  * it is only allowed on a table that is exactly the shape the code
  * expects: FpTable describes that shape, fp_exact() checks it once per
- * relcache entry, and a caller uses SPI instead whenever it says no.
+ * relcache entry, and a caller uses SPI instead whenever it says no.  A
+ * table only read directly (read_only) may have triggers: reads fire none.
  * This file is the only one that touches heap or index access methods.
  *
  *-------------------------------------------------------------------------
@@ -42,6 +43,7 @@ typedef struct FpTable
 	int			nchecks;
 	const char *const *checks;	/* names of its CHECK constraints */
 	const char *second;			/* another index fp_scan uses, or NULL */
+	bool		read_only;		/* only read directly: triggers allowed */
 	/* cached until a relcache invalidation of the table */
 	Oid			relid;
 	Oid			pkey;

@@ -33,16 +33,22 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_collation_d.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/trigger.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -50,6 +56,7 @@
 #include "utils/uuid.h"
 
 #include "errors.h"
+#include "fastpath.h"
 #include "payments.h"
 #include "redact.h"
 #include "stats.h"
@@ -159,6 +166,42 @@ static PmStmt SagaStmts[SG_NSTMTS] = {
 		" RETURNING s.id, s.name, s.state, s.steps, s.position, s.attempts, s.updated_at",
 		2, {INTERVALOID, TEXTOID}
 	},
+};
+
+/* payments.sagas as installed: saga_next reads it by primary key directly. */
+static const FpColumn SagaColumns[] = {
+	{"id", TEXTOID, C_COLLATION_OID, true},
+	{"name", TEXTOID, DEFAULT_COLLATION_OID, true},
+	{"state", TEXTOID, DEFAULT_COLLATION_OID, true},
+	{"steps", JSONBOID, InvalidOid, true},
+	{"context", JSONBOID, InvalidOid, true},
+	{"position", INT4OID, InvalidOid, true},
+	{"attempts", INT4OID, InvalidOid, true},
+	{"failed_step", TEXTOID, DEFAULT_COLLATION_OID, false},
+	{"created_at", TIMESTAMPTZOID, InvalidOid, true},
+	{"updated_at", TIMESTAMPTZOID, InvalidOid, true},
+	{"claimed_until", TIMESTAMPTZOID, InvalidOid, false},
+	{"claimed_by", TEXTOID, DEFAULT_COLLATION_OID, false},
+	{"stale_since", TIMESTAMPTZOID, InvalidOid, false},
+};
+
+/* Their positions, from 1, as the fast path reads them. */
+#define SAGA_ATT_STATE 3
+#define SAGA_ATT_STEPS 4
+#define SAGA_ATT_POSITION 6
+#define SAGA_ATT_ATTEMPTS 7
+
+static const char *const SagaChecks[] = {"sagas_state_check"};
+
+static FpTable SagaTable = {
+	.relname = "sagas",
+	.what = "saga",
+	.ncolumns = lengthof(SagaColumns),
+	.columns = SagaColumns,
+	.nchecks = lengthof(SagaChecks),
+	.checks = SagaChecks,
+	/* saga_events' foreign key gives it triggers; writes go through SQL */
+	.read_only = true,
 };
 
 /*
@@ -274,39 +317,112 @@ SagaParseSteps(Jsonb *steps, int *nsteps, bool check)
 }
 
 /*
+ * SagaFromValues - a saga from its row's state, steps, position and
+ * attempts, copied into cxt.
+ */
+static void
+SagaFromValues(Saga *saga, MemoryContext cxt, Datum state, Datum steps,
+			   Datum position, Datum attempts)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	saga->state = SagaStateFromName(TextDatumGetCString(state));
+	saga->steps = SagaParseSteps(DatumGetJsonbP(steps), &saga->nsteps, false);
+	saga->position = DatumGetInt32(position);
+	saga->attempts = DatumGetInt32(attempts);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * SagaRead - the saga in result row row, columns col to col + 3 (state,
  * steps, position, attempts), copied into cxt.
  */
 static void
 SagaRead(Saga *saga, MemoryContext cxt, uint64 row, int col)
 {
-	MemoryContext old;
 	bool		isnull;
-	char	   *state = TextDatumGetCString(pm_stmt_value(row, col, &isnull));
-	Jsonb	   *steps = DatumGetJsonbP(pm_stmt_value(row, col + 1, &isnull));
 
-	old = MemoryContextSwitchTo(cxt);
-	saga->state = SagaStateFromName(state);
-	saga->steps = SagaParseSteps(steps, &saga->nsteps, false);
-	saga->position = DatumGetInt32(pm_stmt_value(row, col + 2, &isnull));
-	saga->attempts = DatumGetInt32(pm_stmt_value(row, col + 3, &isnull));
-	MemoryContextSwitchTo(old);
+	SagaFromValues(saga, cxt, pm_stmt_value(row, col, &isnull),
+				   pm_stmt_value(row, col + 1, &isnull),
+				   pm_stmt_value(row, col + 2, &isnull),
+				   pm_stmt_value(row, col + 3, &isnull));
 }
 
 /*
- * SagaFetch - read (with lock: for update) the saga with this id; PM032
- * when there is none.
+ * SagaFetchFast - read the saga through the primary key index, without a
+ * statement; whether it exists.
+ */
+static bool
+SagaFetchFast(Saga *saga, MemoryContext cxt, Relation rel)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	ScanKeyData skey[1];
+	bool		found;
+
+	ScanKeyInit(&skey[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(saga->id));
+	found = fp_fetch(&SagaTable, rel, skey, 1, slot);
+	if (found)
+		SagaFromValues(saga, cxt, slot->tts_values[SAGA_ATT_STATE - 1],
+					   slot->tts_values[SAGA_ATT_STEPS - 1],
+					   slot->tts_values[SAGA_ATT_POSITION - 1],
+					   slot->tts_values[SAGA_ATT_ATTEMPTS - 1]);
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
+/*
+ * SagaNotFound - PM032.
  */
 static void
-SagaFetch(Saga *saga, MemoryContext cxt, bool lock)
+SagaNotFound(const Saga *saga)
+{
+	ereport(ERROR,
+			(payments_errcode(PM_SAGA_NOT_FOUND),
+			 errmsg("saga \"%s\" does not exist", saga->id)));
+}
+
+/*
+ * SagaReadLocked - read the saga with this id and lock it for update, with
+ * a statement (SPI connected as the owner); PM032 when there is none.
+ */
+static void
+SagaReadLocked(Saga *saga, MemoryContext cxt)
 {
 	Datum		args[1] = {CStringGetTextDatum(saga->id)};
 
-	if (pm_stmt_exec(&SagaStmts[lock ? SG_STMT_LOCK : SG_STMT_GET], args, NULL) == 0)
-		ereport(ERROR,
-				(payments_errcode(PM_SAGA_NOT_FOUND),
-				 errmsg("saga \"%s\" does not exist", saga->id)));
+	if (pm_stmt_exec(&SagaStmts[SG_STMT_LOCK], args, NULL) == 0)
+		SagaNotFound(saga);
 	SagaRead(saga, cxt, 0, 1);
+}
+
+/*
+ * SagaReadUnlocked - read the saga with this id as a new statement would
+ * see it: a table as installed straight through its primary key, otherwise
+ * with a statement run as the owner; PM032 when there is none.
+ */
+static void
+SagaReadUnlocked(Saga *saga, MemoryContext cxt)
+{
+	Relation	rel = fp_open(&SagaTable, AccessShareLock);
+	bool		found;
+
+	if (fp_exact(&SagaTable, rel))
+		found = SagaFetchFast(saga, cxt, rel);
+	else
+	{
+		Datum		args[1] = {CStringGetTextDatum(saga->id)};
+		PmSpiCall	call;
+
+		pm_spi_begin(&call, rel->rd_rel->relowner);
+		found = pm_stmt_exec(&SagaStmts[SG_STMT_GET], args, NULL) > 0;
+		if (found)
+			SagaRead(saga, cxt, 0, 1);
+		pm_spi_end(&call);
+	}
+	table_close(rel, NoLock);
+	if (!found)
+		SagaNotFound(saga);
 }
 
 /*
@@ -547,8 +663,8 @@ payments_saga_record(PG_FUNCTION_ARGS)
 	step = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	saga.id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	PreventCommandIfReadOnly("payments.saga_record()");
+	SagaReadUnlocked(&saga, CurrentMemoryContext);
 	pm_spi_begin(&call, SagaOwner());
-	SagaFetch(&saga, call.caller, false);
 	for (;;)
 	{
 		SagaCheckStep(&saga, step);
@@ -556,7 +672,7 @@ payments_saga_record(PG_FUNCTION_ARGS)
 		if (SagaApply(&saga, &move, step, detail))
 			break;
 		/* another session moved the saga since we read it: lock, look again */
-		SagaFetch(&saga, call.caller, true);
+		SagaReadLocked(&saga, call.caller);
 	}
 	if (move.to == SAGA_FAILED_COMPENSATION)
 		SagaAlert(&saga, step, move.attempts);
@@ -598,15 +714,12 @@ payments_saga_next(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[4];
 	bool		nulls[4] = {0};
-	PmSpiCall	call;
 	Saga		saga;
 
 	SagaRequireArgs(fcinfo, 1, names);
 	InitMaterializedSRF(fcinfo, 0);
 	saga.id = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	pm_spi_begin(&call, SagaOwner());
-	SagaFetch(&saga, call.caller, false);
-	pm_spi_end(&call);
+	SagaReadUnlocked(&saga, CurrentMemoryContext);
 	SagaNextValues(&saga, values, nulls);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
