@@ -12,9 +12,11 @@
  * Rules shared by every signature header:
  *	- at most WH_MAX_HEADER_LEN bytes, all printable ASCII (space and tab
  *	  allowed); anything else is malformed;
- *	- a signature of the scheme's current version must decode to exactly
- *	  32 bytes, or the header is malformed; entries of other versions
- *	  (Stripe's v0, Standard Webhooks' v1a) are skipped;
+ *	- in the headers that carry a list (Stripe, Standard Webhooks), a
+ *	  current-version signature that does not decode to exactly 32 bytes
+ *	  matches nothing and other entries are skipped, as the providers'
+ *	  libraries do; in the single-signature headers (GitHub, Shopify,
+ *	  Slack) it makes the header malformed;
  *	- more than WH_MAX_SIGS current signatures make the header malformed.
  *
  *-------------------------------------------------------------------------
@@ -224,18 +226,21 @@ wh_add_b64_sig(WhSignatures *out, const char *s, size_t len)
 }
 
 /*
- * wh_stripe_entry - one "key=value" entry of a Stripe-Signature header:
- * t is the timestamp (exactly once), v1 a signature, other keys (v0, and
- * schemes Stripe may add) are skipped.
+ * wh_stripe_entry - one entry of a Stripe-Signature header, as Stripe's
+ * libraries read it: "t=<unix>" is the timestamp (exactly once), "v1=<hex>"
+ * a signature; a v1 value that is not 64 hex digits is a signature that
+ * matches nothing, and every other entry (v0, schemes Stripe may add, an
+ * empty entry, one without "=") is skipped.
  */
 static bool
 wh_stripe_entry(const char *e, size_t len, WhSignatures *out)
 {
 	const char *eq = memchr(e, '=', len);
 	size_t		klen;
+	uint8_t		sig[WH_MAC_LEN];
 
-	if (eq == NULL || eq == e)
-		return false;
+	if (eq == NULL)
+		return true;
 	klen = (size_t) (eq - e);
 	if (wh_span_eq(e, klen, "t"))
 	{
@@ -247,16 +252,17 @@ wh_stripe_entry(const char *e, size_t len, WhSignatures *out)
 		out->ts_len = len - klen - 1;
 		return true;
 	}
-	if (wh_span_eq(e, klen, "v1"))
-		return wh_add_hex_sig(out, eq + 1, len - klen - 1);
+	if (wh_span_eq(e, klen, "v1") && len - klen - 1 == 2 * WH_MAC_LEN &&
+		wh_hex_decode(eq + 1, len - klen - 1, sig, sizeof(sig)) == WH_MAC_LEN)
+		return wh_add_sig(out, sig, WH_MAC_LEN);
 	return true;
 }
 
 /*
  * wh_parse_stripe - Stripe-Signature: "t=<unix>,v1=<hex>[,v1=<hex>...]",
  * comma separated, optional blanks around entries.  The timestamp is
- * required; a header without any v1 entry parses with nsigs = 0 (it then
- * matches nothing).  Empty entries are malformed.
+ * required; a header without any usable v1 entry parses with nsigs = 0 (it
+ * then matches nothing).
  */
 bool
 wh_parse_stripe(const char *h, size_t len, WhSignatures *out)
@@ -277,7 +283,7 @@ wh_parse_stripe(const char *h, size_t len, WhSignatures *out)
 			s++;
 		while (e > s && (h[e - 1] == ' ' || h[e - 1] == '\t'))
 			e--;
-		if (s == e || !wh_stripe_entry(h + s, e - s, out))
+		if (s < e && !wh_stripe_entry(h + s, e - s, out))
 			return false;
 		pos = end + 1;
 	}
@@ -286,20 +292,24 @@ wh_parse_stripe(const char *h, size_t len, WhSignatures *out)
 
 /*
  * wh_standard_entry - one "<version>,<base64>" entry of a Standard Webhooks
- * webhook-signature header; v1 is HMAC-SHA256, other versions (v1a is
- * ed25519) are skipped.
+ * webhook-signature header, as the Standard Webhooks libraries read it: v1
+ * is HMAC-SHA256, and a v1 value that is not the base64 of 32 bytes is a
+ * signature that matches nothing; other versions (v1a is ed25519) and
+ * entries without a comma are skipped.
  */
 static bool
 wh_standard_entry(const char *e, size_t len, WhSignatures *out)
 {
 	const char *comma = memchr(e, ',', len);
 	size_t		vlen;
+	uint8_t		sig[WH_MAC_LEN + 2];
 
-	if (comma == NULL || comma == e)
-		return false;
+	if (comma == NULL)
+		return true;
 	vlen = (size_t) (comma - e);
-	if (wh_span_eq(e, vlen, "v1"))
-		return wh_add_b64_sig(out, comma + 1, len - vlen - 1);
+	if (wh_span_eq(e, vlen, "v1") &&
+		wh_base64_decode(comma + 1, len - vlen - 1, sig, sizeof(sig)) == WH_MAC_LEN)
+		return wh_add_sig(out, sig, WH_MAC_LEN);
 	return true;
 }
 
