@@ -32,9 +32,11 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -56,6 +58,9 @@
 /* Seconds between the unix epoch and PostgreSQL's. */
 #define WH_EPOCH_DIFF \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)
+
+/* Longest part of a caller's string that goes into a message. */
+#define WH_MESSAGE_MAX 64
 
 int			payments_webhook_retention = 30 * SECS_PER_DAY;
 
@@ -585,16 +590,19 @@ WhVerify(const WhScheme *s, const WhKey *keys, int nkeys, Jsonb *headers,
 
 /*
  * WhToleranceSeconds - an interval as whole seconds (a month counts 30
- * days, as in EXTRACT(epoch)); NULL or negative is ERROR 22023.
+ * days, as in EXTRACT(epoch)); a negative one is ERROR 22023.
  */
 static int64
 WhToleranceSeconds(Interval *iv)
 {
-	int64		secs = iv->time / USECS_PER_SEC +
+	/* floor, so that "1 day -1 microsecond" is less than a day */
+	int64		secs = iv->time / USECS_PER_SEC -
+		(iv->time % USECS_PER_SEC < 0 ? 1 : 0) +
 		(int64) iv->day * SECS_PER_DAY +
 		(int64) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
 
-	if (iv->time < 0 || iv->day < 0 || iv->month < 0 || secs < 0)
+	/* components may differ in sign ('-1 day 25 hours'): the sum counts */
+	if (secs < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("webhook tolerance must not be negative"));
@@ -784,6 +792,19 @@ WhFirstDatum(int col, bool *isnull)
 }
 
 /*
+ * WhClipped - a caller's string as it may go into a message: at most
+ * WH_MESSAGE_MAX bytes (whole characters), then "...".
+ */
+static const char *
+WhClipped(const char *s)
+{
+	int			len = strlen(s);
+	int			keep = pg_mbcliplen(s, len, WH_MESSAGE_MAX);
+
+	return keep < len ? psprintf("%.*s...", keep, s) : s;
+}
+
+/*
  * WhLoadEndpoint - the scheme and tolerance of an endpoint; an unknown
  * endpoint is ERROR PM010 (an application answers 404).
  */
@@ -798,7 +819,7 @@ WhLoadEndpoint(WhDelivery *d, int64 *tolerance)
 		ereport(ERROR,
 				payments_errcode(PM_WEBHOOK_UNKNOWN_ENDPOINT),
 				errmsg("unknown webhook endpoint \"%s\"",
-					   TextDatumGetCString(d->endpoint)),
+					   WhClipped(TextDatumGetCString(d->endpoint))),
 				errhint("Add it to payments.webhook_endpoints."));
 	scheme = TextDatumGetCString(WhFirstDatum(1, &isnull));
 	*tolerance = WhToleranceSeconds(DatumGetIntervalP(WhFirstDatum(2, &isnull)));
@@ -930,6 +951,23 @@ WhReceive(WhDelivery *d, const char **status, int64 *inbox_id, Datum *event_id)
 	return WH_OK;
 }
 
+/*
+ * WhCheckAt - only the owner of the webhook tables may receive a delivery
+ * at a time other than now() (tests, replays of history): anyone else
+ * could revive an expired secret, widen the replay window or have a
+ * delivery purged at once and accepted again.
+ */
+static void
+WhCheckAt(TimestampTz at, Oid owner)
+{
+	if (at != GetCurrentTransactionStartTimestamp() &&
+		!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("only the owner of the webhook tables may receive a delivery at a time other than now()"),
+				errhint("Leave at out."));
+}
+
 PG_FUNCTION_INFO_V1(payments_webhook_receive);
 
 /*
@@ -949,6 +987,8 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	Datum		values[4];
 	bool		nulls[4] = {false};
+	Oid			owner;
+	Oid			inbox;
 
 	WhRequireArgs(fcinfo, 4, names);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
@@ -956,9 +996,11 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	d.headers = PG_GETARG_JSONB_P(1);
 	d.body = PG_GETARG_BYTEA_PP(2);
 	d.at = PG_GETARG_TIMESTAMPTZ(3);
+	owner = pm_table_owner("webhook_inbox", &inbox);
+	WhCheckAt(d.at, owner);
 	payments_sha256(VARDATA_ANY(d.body), VARSIZE_ANY_EXHDR(d.body), d.body_sha256);
 
-	pm_spi_begin(&call, InvalidOid);
+	pm_spi_begin(&call, owner);
 	reason = WhReceive(&d, &status, &inbox_id, &event_id);
 	/* the event id lives in SPI memory: copy it out before pm_spi_end */
 	nulls[2] = event_id == (Datum) 0;

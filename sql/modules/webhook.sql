@@ -84,13 +84,15 @@ SELECT pg_catalog.pg_extension_config_dump('payments.webhook_inbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('payments.webhook_rejections', '');
 SELECT pg_catalog.pg_extension_config_dump('payments.webhook_rejections_id_seq', '');
 
--- Runs as the owner, so an application role can receive without being
--- able to read a secret; the secrets never appear in the caller's query.
+-- Runs its SQL as the owner of the webhook tables (src/stmt.c), so an
+-- application role can receive without being able to read a secret; the
+-- secrets never appear in the caller's query.  It runs with the caller's
+-- rights otherwise, so that it knows who calls: only the owner may pass an
+-- at other than now().
 CREATE FUNCTION payments.webhook_receive(
     endpoint text, headers jsonb, body bytea, at timestamptz DEFAULT now())
 RETURNS TABLE(status text, inbox_id bigint, event_id text, reason text)
 LANGUAGE c VOLATILE ROWS 1
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'payments_webhook_receive';
 
 COMMENT ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) IS

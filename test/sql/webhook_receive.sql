@@ -123,6 +123,9 @@ SELECT status, event_id, reason FROM payments.webhook_receive('stripe',
 SELECT status, reason FROM payments.webhook_receive('shop',
     '{"X-Shopify-Hmac-Sha256": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}', '\x'::bytea);
 SELECT pg_temp.try($$SELECT * FROM payments.webhook_receive('nope', '{}', '\x')$$);
+-- a huge endpoint name is not echoed back whole: 64 bytes, then "..."
+SELECT length(pg_temp.try(format($$SELECT * FROM payments.webhook_receive(%L, '{}', '\x')$$,
+                                 repeat('é', 5000000)))) AS message_length;
 SELECT sqlstate, name, retriable, http_status FROM payments.error_codes WHERE sqlstate = 'PM010';
 SELECT pg_temp.try($$SELECT * FROM payments.webhook_receive(NULL, '{}', '\x')$$);
 SELECT pg_temp.try($$SELECT * FROM payments.webhook_receive('gh', '{}', '\x', NULL)$$);
@@ -148,10 +151,33 @@ SELECT status, reason FROM payments.webhook_receive('gh',
 SELECT valid, reason FROM payments.webhook_verify('github', ARRAY['It''s a Secret to Everybody'],
     '{"X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}',
     'Hello, World!'::bytea);
+-- ... and may not move the clock: an expired secret revived two hours
+-- back, a delivery signed ten days ahead, one received in 2001 to be
+-- purged at once and accepted again; now() itself is allowed
+SELECT pg_temp.try($$SELECT * FROM payments.webhook_receive('gh', '{}', '\x', now() - interval '2 hours')$$);
+SELECT pg_temp.try($$SELECT * FROM payments.webhook_receive('gh', '{}', '\x', now() + interval '10 days')$$);
+SELECT pg_temp.try($$SELECT * FROM payments.webhook_receive('gh', '{}', '\x', '2001-01-01')$$);
+SELECT status, reason FROM payments.webhook_receive('gh', '{"X-GitHub-Delivery": "now"}', '\x', now());
 RESET ROLE;
 DROP ROLE payments_webhook_app;
 
--- receive and purge run as the owner with a fixed search_path.
+-- A tolerance whose parts differ in sign is its sum: '-1 day 25 hours' is
+-- one hour, which the table accepts and receive uses (no 22023).
+INSERT INTO payments.webhook_endpoints (name, scheme, tolerance) VALUES ('mixed', 'stripe', '-1 day 25 hours');
+INSERT INTO payments.webhook_secrets (endpoint, secret) VALUES ('mixed', 'whsec_test_5e4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a');
+SELECT status, reason FROM payments.webhook_receive('mixed',
+    '{"Stripe-Signature": "t=1700000000,v1=53e844b74495d65e16cdd4766cae542de89b0a91ec19a67134677ab9474c9d49"}',
+    '{"id": "evt_1NG8Du2eZvKYlo2CUI79vXWy", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_3", "amount": 2000}}}'::bytea,
+    to_timestamp(1700000000) + interval '59 minutes');
+SELECT status, reason FROM payments.webhook_receive('mixed',
+    '{"Stripe-Signature": "t=1700000000,v1=53e844b74495d65e16cdd4766cae542de89b0a91ec19a67134677ab9474c9d49"}',
+    '{"id": "evt_1NG8Du2eZvKYlo2CUI79vXWy", "object": "event", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_3", "amount": 2000}}}'::bytea,
+    to_timestamp(1700000000) + interval '61 minutes');
+SELECT pg_temp.try($$INSERT INTO payments.webhook_endpoints (name, scheme, tolerance) VALUES ('neg', 'stripe', '1 day -25 hours')$$);
+DELETE FROM payments.webhook_endpoints WHERE name = 'mixed';
+
+-- purge is SECURITY DEFINER with a fixed search_path; receive runs with the
+-- caller's rights (to know who moves the clock) and its SQL as the owner.
 SELECT p.proname, p.prosecdef, p.proconfig, p.provolatile
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'payments' AND p.proname LIKE 'webhook%' ORDER BY 1;
