@@ -324,7 +324,7 @@ INSERT INTO payments.fraud_rules (name, kind, params, position) VALUES
     ('avs_cvv', 'avs_cvv', '{}', 20),
     ('three_per_hour', 'velocity', '{"key": "card_fingerprint", "window": "1 hour", "max_count": 3}', 30);
 INSERT INTO payments.webhook_endpoints (name, scheme) VALUES ('stripe', 'stripe');
-INSERT INTO payments.webhook_secrets (endpoint, secret) VALUES ('stripe', 'whsec_demo_5f2b7c9e');
+SELECT payments.webhook_secret_add('stripe', 'whsec_demo_5f2b7c9e');
 INSERT INTO payments.status_map VALUES ('captured', 'succeeded'), ('refunded', 'refunded');
 
 \echo

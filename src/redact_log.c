@@ -5,7 +5,9 @@
  *
  * With shared_preload_libraries = 'payments', every message bound for the
  * server log has its message, detail, hint, context and internal query
- * scrubbed by the scanner of redact_scan.c before the hooks installed
+ * scrubbed by the scanner of redact_scan.c, and webhook secrets masked in
+ * place (RedactSecrets: secret-shaped tokens, and the literals of the
+ * statements that manage secrets), before the hooks installed
  * before ours, the log and the client see it.  The logged statement is
  * not part of the message: PostgreSQL prints debug_query_string.  When
  * that holds card data, the hook points debug_query_string at a scrubbed
@@ -150,6 +152,107 @@ const PaymentsModule PaymentsRedactLogModule = {
 };
 
 /*
+ * Webhook secrets: where a logged text may carry one as a quoted literal
+ * (a call of the secret functions, a statement on the secrets table), and
+ * the prefixes of the secrets' own shapes (Stripe and Standard Webhooks'
+ * whsec_, Shopify's shpss_).  GitHub's and Slack's secrets have no shape
+ * of their own; the literal rule covers them where they are managed.
+ */
+static const char *const RedactSecretPlaces[] = {
+	"webhook_secret_add", "webhook_secret_rotate", "webhook_secrets"
+};
+static const char *const RedactSecretPrefixes[] = {"whsec_", "shpss_"};
+
+/* Shortest run after a prefix that is taken for a secret. */
+#define REDACT_SECRET_MIN 8
+
+/*
+ * RedactIsSecretChar - whether c can be part of a secret after its prefix
+ * (base64, base64url, hex).
+ */
+static bool
+RedactIsSecretChar(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		(c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=' ||
+		c == '_' || c == '-';
+}
+
+/*
+ * RedactMaskLiterals - from s (where a secret place was named) to the end
+ * of its statement, mask the contents of every quoted literal (only say
+ * whether there is any, without apply); the length does not change.
+ */
+static bool
+RedactMaskLiterals(char *s, const char *end, bool apply)
+{
+	bool		in_literal = false;
+	bool		changed = false;
+
+	for (; s < end && (in_literal || *s != ';'); s++)
+	{
+		if (*s == '\'')
+		{
+			/* a doubled quote inside a literal is part of it */
+			if (in_literal && s + 1 < end && s[1] == '\'')
+			{
+				if (apply)
+					s[0] = s[1] = '*';
+				s++;
+				changed = true;
+				continue;
+			}
+			in_literal = !in_literal;
+		}
+		else if (in_literal)
+		{
+			if (apply)
+				*s = '*';
+			changed = true;
+		}
+	}
+	return changed;
+}
+
+/*
+ * RedactSecrets - mask webhook secrets in a NUL-terminated text, in place:
+ * what follows a secret prefix, and the literals after a secret place.
+ * Whether there was anything to mask (without apply, only that).
+ */
+static bool
+RedactSecrets(char *text, bool apply)
+{
+	char	   *end = text + strlen(text);
+	bool		changed = false;
+
+	for (int i = 0; i < (int) lengthof(RedactSecretPrefixes); i++)
+	{
+		size_t		plen = strlen(RedactSecretPrefixes[i]);
+
+		for (char *p = strstr(text, RedactSecretPrefixes[i]); p != NULL;
+			 p = strstr(p + plen, RedactSecretPrefixes[i]))
+		{
+			char	   *q = p + plen;
+
+			while (q < end && RedactIsSecretChar(*q))
+				q++;
+			if (q - (p + plen) < REDACT_SECRET_MIN)
+				continue;
+			if (apply)
+				memset(p + plen, '*', q - (p + plen));
+			changed = true;
+		}
+	}
+	for (int i = 0; i < (int) lengthof(RedactSecretPlaces); i++)
+	{
+		for (char *p = strcasestr(text, RedactSecretPlaces[i]); p != NULL;
+			 p = strcasestr(p + 1, RedactSecretPlaces[i]))
+			changed |= RedactMaskLiterals(p, end, apply);
+	}
+	return changed;
+}
+
+/*
  * RedactLogField - scrub one palloc'd message field in place of the old
  * one.  When no memory can be had for the scrubbed copy, the field is
  * dropped rather than written unscrubbed.
@@ -179,6 +282,35 @@ RedactLogField(char **field, const RsOptions *opt)
 	}
 	pfree(*field);
 	*field = out;
+}
+
+/*
+ * RedactLogFields - scrub every field of a message: card data, then
+ * webhook secrets in place.  A row of the secrets table in a detail
+ * ("Failing row contains (...)") is hidden whole.
+ */
+static void
+RedactLogFields(ErrorData *edata, const RsOptions *opt)
+{
+	char	  **fields[] = {&edata->message, &edata->detail, &edata->detail_log,
+	&edata->hint, &edata->context, &edata->internalquery};
+
+	for (int i = 0; i < (int) lengthof(fields); i++)
+	{
+		RedactLogField(fields[i], opt);
+		if (*fields[i] != NULL)
+			(void) RedactSecrets(*fields[i], true);
+	}
+	if (edata->table_name != NULL && strcmp(edata->table_name, "webhook_secrets") == 0)
+	{
+		for (int i = 1; i <= 2; i++)
+		{
+			char	   *paren = *fields[i] ? strchr(*fields[i], '(') : NULL;
+
+			if (paren != NULL)
+				memset(paren + 1, '*', strlen(paren + 1));
+		}
+	}
 }
 
 /*
@@ -223,7 +355,7 @@ RedactStatementCopy(ErrorData *edata, const RsOptions *opt, bool *hide)
 	if (stmt == RedactCleanStmt && len == RedactCleanLen && hash == RedactCleanHash)
 		return NULL;
 	olen = rs_redacted_len(stmt, len, opt, &nspans, &npans);
-	if (nspans == 0)
+	if (nspans == 0 && !RedactSecrets((char *) stmt, false))
 	{
 		RedactCleanStmt = stmt;
 		RedactCleanLen = len;
@@ -235,8 +367,12 @@ RedactStatementCopy(ErrorData *edata, const RsOptions *opt, bool *hide)
 	*hide = out == NULL;
 	if (out == NULL)
 		return NULL;
-	rs_redact(stmt, len, opt, out, &npans);
+	if (nspans > 0)
+		rs_redact(stmt, len, opt, out, &npans);
+	else
+		memcpy(out, stmt, len);
 	out[olen] = '\0';
+	(void) RedactSecrets(out, true);
 	return out;
 }
 
@@ -307,12 +443,7 @@ RedactEmitLog(ErrorData *edata)
 	if (payments_redact_server_log)
 	{
 		redact_scan_options(&opt, false);
-		RedactLogField(&edata->message, &opt);
-		RedactLogField(&edata->detail, &opt);
-		RedactLogField(&edata->detail_log, &opt);
-		RedactLogField(&edata->hint, &opt);
-		RedactLogField(&edata->context, &opt);
-		RedactLogField(&edata->internalquery, &opt);
+		RedactLogFields(edata, &opt);
 		scrubbed = RedactStatementCopy(edata, &opt, &hide);
 		if (hide)
 			edata->hide_stmt = true;

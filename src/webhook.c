@@ -717,6 +717,9 @@ typedef enum WhStmtId
 	WH_STMT_EXISTING,
 	WH_STMT_PURGE_INBOX,
 	WH_STMT_PURGE_REJECTIONS,
+	WH_STMT_SECRET_ADD,
+	WH_STMT_SECRET_EXPIRE,
+	WH_STMT_SECRET_REMOVE,
 	WH_NSTMTS
 } WhStmtId;
 
@@ -763,6 +766,21 @@ static PmStmt WhStmts[WH_NSTMTS] = {
 		" WHERE received_at < $1 ORDER BY received_at LIMIT $2)"
 		" RETURNING 1) SELECT pg_catalog.count(*) FROM gone",
 		2, {TIMESTAMPTZOID, INT8OID}
+	},
+	[WH_STMT_SECRET_ADD] = {
+		"INSERT INTO " PAYMENTS_SCHEMA ".webhook_secrets (endpoint, secret, expires_at)"
+		" VALUES ($1, $2, $3) RETURNING id",
+		3, {TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	},
+	/* the endpoint's secrets live at $2 expire then (not the one just added) */
+	[WH_STMT_SECRET_EXPIRE] = {
+		"UPDATE " PAYMENTS_SCHEMA ".webhook_secrets SET expires_at = $2"
+		" WHERE endpoint = $1 AND id <> $3 AND (expires_at IS NULL OR expires_at > $2)",
+		3, {TEXTOID, TIMESTAMPTZOID, INT8OID}
+	},
+	[WH_STMT_SECRET_REMOVE] = {
+		"DELETE FROM " PAYMENTS_SCHEMA ".webhook_secrets WHERE endpoint = $1 AND id = $2",
+		2, {TEXTOID, INT8OID}
 	},
 	[WH_STMT_PURGE_REJECTIONS] = {
 		"WITH gone AS (DELETE FROM " PAYMENTS_SCHEMA ".webhook_rejections"
@@ -1063,4 +1081,134 @@ payments_webhook_purge(PG_FUNCTION_ARGS)
 					 max_rows < 0 ? -1 : max_rows - n);
 	pm_spi_end(&call);
 	PG_RETURN_INT64(n);
+}
+
+/*
+ * WhSecretEndpoint - the scheme of the endpoint a secret is for, after
+ * checking the secret so that the INSERT cannot fail on it: an error about
+ * a failing row would quote the secret.  No message here quotes it either.
+ */
+static const WhScheme *
+WhSecretEndpoint(FunctionCallInfo fcinfo)
+{
+	static const char *const names[] = {"endpoint", "secret"};
+	WhDelivery	d = {0};
+	int64		tolerance;
+	const WhScheme *s;
+	text	   *secret;
+	size_t		len;
+
+	WhRequireArgs(fcinfo, 2, names);
+	secret = PG_GETARG_TEXT_PP(1);
+	len = VARSIZE_ANY_EXHDR(secret);
+	if (len == 0 || len > WH_MAX_SECRET_LEN)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("a webhook secret must be 1 to %d bytes", WH_MAX_SECRET_LEN));
+	d.endpoint = PG_GETARG_DATUM(0);
+	s = WhLoadEndpoint(&d, &tolerance);
+	if (s->base64_secret)
+	{
+		uint8_t    *key = palloc(len + 1);
+
+		WhStandardKey(VARDATA_ANY(secret), &len, key, 1);
+		explicit_bzero(key, len);
+	}
+	return s;
+}
+
+/*
+ * WhSecretInsert - store the checked secret; its id.
+ */
+static int64
+WhSecretInsert(FunctionCallInfo fcinfo, TimestampTz expires_at, bool expires)
+{
+	Datum		args[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1),
+	TimestampTzGetDatum(expires_at)};
+	char		nulls[3] = {' ', ' ', expires ? ' ' : 'n'};
+	bool		isnull;
+
+	pm_stmt_exec(&WhStmts[WH_STMT_SECRET_ADD], args, nulls);
+	return DatumGetInt64(pm_stmt_value(0, 1, &isnull));
+}
+
+PG_FUNCTION_INFO_V1(payments_webhook_secret_add);
+
+/*
+ * payments_webhook_secret_add - webhook_secret_add(endpoint, secret,
+ * expires_at): add a live secret to an endpoint; its id.
+ */
+Datum
+payments_webhook_secret_add(PG_FUNCTION_ARGS)
+{
+	PmSpiCall	call;
+	int64		id;
+
+	pm_spi_begin(&call, InvalidOid);
+	(void) WhSecretEndpoint(fcinfo);
+	id = WhSecretInsert(fcinfo, PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2),
+						!PG_ARGISNULL(2));
+	pm_spi_end(&call);
+	PG_RETURN_INT64(id);
+}
+
+PG_FUNCTION_INFO_V1(payments_webhook_secret_rotate);
+
+/*
+ * payments_webhook_secret_rotate - webhook_secret_rotate(endpoint, secret,
+ * overlap): add the new secret and let the endpoint's other live secrets
+ * expire after overlap, so that deliveries signed with either verify
+ * meanwhile; the new secret's id.
+ */
+Datum
+payments_webhook_secret_rotate(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"endpoint", "secret", "overlap"};
+	Interval   *overlap;
+	TimestampTz until;
+	Datum		args[3];
+	PmSpiCall	call;
+	int64		id;
+
+	WhRequireArgs(fcinfo, 3, names);
+	overlap = PG_GETARG_INTERVAL_P(2);
+	if (overlap->time < 0 || overlap->day < 0 || overlap->month < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("overlap must not be negative"));
+	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+													IntervalPGetDatum(overlap)));
+	pm_spi_begin(&call, InvalidOid);
+	(void) WhSecretEndpoint(fcinfo);
+	id = WhSecretInsert(fcinfo, 0, false);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = TimestampTzGetDatum(until);
+	args[2] = Int64GetDatum(id);
+	pm_stmt_exec(&WhStmts[WH_STMT_SECRET_EXPIRE], args, NULL);
+	pm_spi_end(&call);
+	PG_RETURN_INT64(id);
+}
+
+PG_FUNCTION_INFO_V1(payments_webhook_secret_remove);
+
+/*
+ * payments_webhook_secret_remove - webhook_secret_remove(endpoint,
+ * secret_id): delete one secret at once; whether it existed.
+ */
+Datum
+payments_webhook_secret_remove(PG_FUNCTION_ARGS)
+{
+	static const char *const names[] = {"endpoint", "secret_id"};
+	Datum		args[2];
+	PmSpiCall	call;
+	uint64		n;
+
+	WhRequireArgs(fcinfo, 2, names);
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	pm_spi_begin(&call, InvalidOid);
+	n = pm_stmt_exec(&WhStmts[WH_STMT_SECRET_REMOVE], args, NULL);
+	pm_spi_end(&call);
+	PG_RETURN_BOOL(n > 0);
 }

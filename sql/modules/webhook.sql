@@ -108,7 +108,44 @@ AS 'MODULE_PATHNAME', 'payments_webhook_purge';
 COMMENT ON FUNCTION payments.webhook_purge(timestamptz, bigint) IS
     'delete inbox and rejection rows received before least(before, now() - payments.webhook_retention), oldest first, at most max_rows; returns the number deleted';
 
+-- Secrets are managed through these, which check a secret before storing
+-- it, so that no error quotes it; the server-log scrubber masks their
+-- arguments in logged statements (src/redact_log.c).
+CREATE FUNCTION payments.webhook_secret_add(
+    endpoint text, secret text, expires_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_webhook_secret_add';
+
+COMMENT ON FUNCTION payments.webhook_secret_add(text, text, timestamptz) IS
+    'add a live signing secret to an endpoint (optionally expiring); returns its id';
+
+CREATE FUNCTION payments.webhook_secret_rotate(
+    endpoint text, secret text, overlap interval DEFAULT '24 hours')
+RETURNS bigint
+LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_webhook_secret_rotate';
+
+COMMENT ON FUNCTION payments.webhook_secret_rotate(text, text, interval) IS
+    'add a new signing secret and let the endpoint''s other live secrets expire after overlap; returns the new id';
+
+CREATE FUNCTION payments.webhook_secret_remove(endpoint text, secret_id bigint)
+RETURNS boolean
+LANGUAGE c VOLATILE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'payments_webhook_secret_remove';
+
+COMMENT ON FUNCTION payments.webhook_secret_remove(text, bigint) IS
+    'delete one secret of an endpoint at once; whether it existed';
+
 REVOKE ALL ON FUNCTION payments.webhook_purge(timestamptz, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION
+    payments.webhook_secret_add(text, text, timestamptz),
+    payments.webhook_secret_rotate(text, text, interval),
+    payments.webhook_secret_remove(text, bigint)
+    FROM PUBLIC;
 REVOKE ALL ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION payments.webhook_receive(text, jsonb, bytea, timestamptz) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION payments.webhook_verify(text, text[], jsonb, bytea, interval, timestamptz) TO PUBLIC;
