@@ -43,7 +43,7 @@ COMMENT ON FUNCTION payments.preloaded() IS
 DO $$
 BEGIN
     IF NOT payments.preloaded() THEN
-        RAISE WARNING 'payments is not in shared_preload_libraries: its counters are off'
+        RAISE WARNING 'payments is not in shared_preload_libraries: the server-log scrubber is off, so card numbers and webhook secrets in statements and errors reach the server log unmasked; the background worker and the counters are off too'
             USING HINT = 'Add payments to shared_preload_libraries in postgresql.conf and restart the server.';
     END IF;
 END

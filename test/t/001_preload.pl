@@ -53,6 +53,17 @@ $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 is($ret, 0, 'not preloaded: CREATE EXTENSION works');
 like($err, qr/WARNING:  payments is not in shared_preload_libraries.*\n.*HINT:  Add payments to shared_preload_libraries/,
 	'not preloaded: CREATE EXTENSION warns with a hint');
+like($err, qr/the server-log scrubber is off/, 'not preloaded: the warning says the log scrubber is off');
+
+# A schema of that name already there: CREATE EXTENSION refuses to take it
+# over (the README says what to do).
+$node->safe_psql('postgres', 'CREATE DATABASE taken');
+$node->safe_psql('taken', 'CREATE SCHEMA payments; CREATE TABLE payments.orders (id int)');
+($ret, $out, $err) = $node->psql('taken', 'CREATE EXTENSION payments');
+like($err, qr/schema "payments" already exists/, 'an existing payments schema is refused');
+$node->safe_psql('taken', 'ALTER SCHEMA payments RENAME TO shop_payments; CREATE EXTENSION payments');
+is($node->safe_psql('taken', 'SELECT count(*) FROM shop_payments.orders'), '0',
+	'after renaming it, the extension installs and the old schema is intact');
 
 # The install script run by hand stops at its guard.
 my $sharedir = `pg_config --sharedir`;
