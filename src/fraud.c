@@ -29,7 +29,6 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
-#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -523,7 +522,7 @@ payments_fraud_evaluate(PG_FUNCTION_ARGS)
 				 errmsg("a fraud context must be a JSON object")));
 	/* the direct inserts bypass the executor's read-only check */
 	if (run.record)
-		PreventCommandIfReadOnly("fraud_evaluate() with record => true");
+		pm_require_writable("payments.fraud_evaluate with record => true");
 	owner = fraud_owner();
 	if (run.record)
 		FraudCheckAt(run.in.at, owner);
@@ -640,6 +639,7 @@ payments_fraud_purge(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("before must not be NULL and max_rows must not be negative")));
 	before = PG_GETARG_TIMESTAMPTZ(0);
+	pm_require_writable("payments.fraud_purge");
 	pm_spi_begin(&call, fraud_owner());
 	velocity_before = before;
 	if (FraudLongestWindow(FraudRules(), &window))

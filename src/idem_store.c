@@ -27,7 +27,6 @@
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "miscadmin.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -210,10 +209,10 @@ static const IdemStmtId IdemFinishStmts[] = {
 	[IDEM_FINISH_FORGET] = IDEM_STMT_FORGET,
 };
 static const char *const IdemFinishCommands[] = {
-	[IDEM_FINISH_CHECKPOINT] = "idempotency_checkpoint()",
-	[IDEM_FINISH_COMPLETE] = "idempotency_complete()",
-	[IDEM_FINISH_FAIL] = "idempotency_fail()",
-	[IDEM_FINISH_FORGET] = "idempotency_fail()",
+	[IDEM_FINISH_CHECKPOINT] = "payments.idempotency_checkpoint",
+	[IDEM_FINISH_COMPLETE] = "payments.idempotency_complete",
+	[IDEM_FINISH_FAIL] = "payments.idempotency_fail",
+	[IDEM_FINISH_FORGET] = "payments.idempotency_fail",
 };
 
 const char *const IdemStateNames[] = {"in_flight", "completed", "failed"};
@@ -443,7 +442,7 @@ idem_store_insert(const IdemRequest *req)
 	Relation	rel;
 	bool		inserted;
 
-	PreventCommandIfReadOnly("idempotency_begin()");
+	pm_require_writable("payments.idempotency_begin");
 	rel = fp_open(&IdemTable, RowExclusiveLock);
 	if (fp_exact(&IdemTable, rel))
 		inserted = IdemInsertFast(req, rel);
@@ -635,7 +634,7 @@ idem_store_finish(const IdemKey *k, IdemFinishKind kind, Datum value)
 	Relation	rel;
 	bool		done;
 
-	PreventCommandIfReadOnly(IdemFinishCommands[kind]);
+	pm_require_writable(IdemFinishCommands[kind]);
 	rel = fp_open(&IdemTable, RowExclusiveLock);
 	if (fp_exact(&IdemTable, rel))
 		done = IdemFinishFast(k, kind, value, rel);

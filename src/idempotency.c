@@ -35,6 +35,7 @@
 #include "errors.h"
 #include "idempotency.h"
 #include "payments.h"
+#include "stmt.h"
 #include "stats.h"
 
 #define IDEM_MAX_CHARS		255
@@ -590,5 +591,6 @@ payments_idempotency_purge(PG_FUNCTION_ARGS)
 					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					errmsg("max_rows must not be negative"));
 	}
+	pm_require_writable("payments.idempotency_purge");
 	PG_RETURN_INT64(idem_store_purge(PG_GETARG_TIMESTAMPTZ(0), max_rows));
 }

@@ -30,7 +30,6 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/params.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -698,8 +697,7 @@ reconcile_run(TimestampTz window_start, TimestampTz window_end,
 														  NumericGetDatum(int64_to_numeric(0)))) == 0;
 	int64		run_id;
 
-	PreventCommandDuringRecovery("payments.reconcile()");
-	PreventCommandIfReadOnly("payments.reconcile()");
+	pm_require_writable("payments.reconcile");
 	runcxt = AllocSetContextCreate(CurrentMemoryContext, "payments reconcile",
 								   ALLOCSET_DEFAULT_SIZES);
 	RcScanInit(&scan, runcxt, exact ? NULL : tolerance);

@@ -45,7 +45,6 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
@@ -662,7 +661,7 @@ payments_saga_record(PG_FUNCTION_ARGS)
 				 errmsg("outcome must be \"succeeded\" or \"failed\"")));
 	step = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	saga.id = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	PreventCommandIfReadOnly("payments.saga_record()");
+	pm_require_writable("payments.saga_record");
 	SagaReadUnlocked(&saga, CurrentMemoryContext);
 	pm_spi_begin(&call, SagaOwner());
 	for (;;)
@@ -784,7 +783,7 @@ payments_saga_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a saga's name and id must be 1 to %d bytes", SAGA_NAME_MAX)));
 	(void) SagaParseSteps(steps, &nsteps, true);
-	PreventCommandIfReadOnly("payments.saga_start()");
+	pm_require_writable("payments.saga_start");
 	args[0] = CStringGetTextDatum(id);
 	args[1] = CStringGetTextDatum(name);
 	args[2] = JsonbPGetDatum(steps);
@@ -848,7 +847,7 @@ payments_saga_recoverable(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("stale must not be negative")));
-	PreventCommandIfReadOnly("payments.saga_recoverable()");
+	pm_require_writable("payments.saga_recoverable");
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = IntervalPGetDatum(stale);
 	args[1] = CStringGetTextDatum(psprintf("%s (pid %d)",

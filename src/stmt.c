@@ -18,6 +18,8 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
@@ -191,4 +193,25 @@ pm_table_owner(const char *relname, Oid *relid)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	return owner;
+}
+
+/*
+ * pm_require_writable - refuse, naming the function and saying why, a call
+ * that writes when the transaction is read-only or the server a standby
+ * (rather than the internal statement's "cannot execute UPDATE").
+ */
+void
+pm_require_writable(const char *function)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot call %s on a standby server", function),
+				 errdetail("It writes, and a standby is read-only."),
+				 errhint("Call it on the primary.")));
+	if (XactReadOnly)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot call %s in a read-only transaction", function),
+				 errhint("Call it in a read-write transaction on the primary (default_transaction_read_only, or a connection routed to a standby, makes a transaction read-only).")));
 }

@@ -54,5 +54,6 @@ extern Portal pm_stmt_cursor(PmStmt *stmt, const Datum *args,
 extern Datum pm_stmt_value(uint64 row, int col, bool *isnull);
 extern Datum pm_stmt_value_copy(uint64 row, int col, bool *isnull);
 extern Oid	pm_table_owner(const char *relname, Oid *relid);
+extern void pm_require_writable(const char *function);
 
 #endif							/* PAYMENTS_STMT_H */

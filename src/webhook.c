@@ -1016,6 +1016,7 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	d.at = PG_GETARG_TIMESTAMPTZ(3);
 	owner = pm_table_owner("webhook_inbox", &inbox);
 	WhCheckAt(d.at, owner);
+	pm_require_writable("payments.webhook_receive");
 	payments_sha256(VARDATA_ANY(d.body), VARSIZE_ANY_EXHDR(d.body), d.body_sha256);
 
 	pm_spi_begin(&call, owner);
@@ -1071,6 +1072,7 @@ payments_webhook_purge(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				errmsg("max_rows must not be negative"));
+	pm_require_writable("payments.webhook_purge");
 	before = Min(PG_GETARG_TIMESTAMPTZ(0),
 				 GetCurrentTransactionStartTimestamp() -
 				 (int64) payments_webhook_retention * USECS_PER_SEC);
@@ -1144,6 +1146,7 @@ payments_webhook_secret_add(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	int64		id;
 
+	pm_require_writable("payments.webhook_secret_add");
 	pm_spi_begin(&call, InvalidOid);
 	(void) WhSecretEndpoint(fcinfo);
 	id = WhSecretInsert(fcinfo, PG_ARGISNULL(2) ? 0 : PG_GETARG_TIMESTAMPTZ(2),
@@ -1179,6 +1182,7 @@ payments_webhook_secret_rotate(PG_FUNCTION_ARGS)
 	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 													IntervalPGetDatum(overlap)));
+	pm_require_writable("payments.webhook_secret_rotate");
 	pm_spi_begin(&call, InvalidOid);
 	(void) WhSecretEndpoint(fcinfo);
 	id = WhSecretInsert(fcinfo, 0, false);
@@ -1207,6 +1211,7 @@ payments_webhook_secret_remove(PG_FUNCTION_ARGS)
 	WhRequireArgs(fcinfo, 2, names);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
+	pm_require_writable("payments.webhook_secret_remove");
 	pm_spi_begin(&call, InvalidOid);
 	n = pm_stmt_exec(&WhStmts[WH_STMT_SECRET_REMOVE], args, NULL);
 	pm_spi_end(&call);

@@ -1,7 +1,8 @@
 # 091_worker_standby.pl: a standby has no worker and runs nothing (its
-# worker_status says it waits for promotion); once promoted, its worker
-# starts and reconciles the day that is due, which the old primary had
-# left undone.
+# worker_status says it waits for promotion); every function that writes
+# is refused there with its name, the reason and a hint about the primary;
+# once promoted, its worker starts and reconciles the day that is due,
+# which the old primary had left undone.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -42,10 +43,30 @@ is($standby->safe_psql('postgres', 'SELECT payments.worker_run_now()'), 'f',
 	'worker_run_now on a standby wakes nothing');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM payments.reconciliation_runs'),
 	'0', 'no run on the standby');
-my ($ret, $out, $err) = $standby->psql('postgres',
-	"SELECT payments.reconcile(now() - interval '1 day', now())");
-like($err, qr/cannot execute payments\.reconcile\(\) during recovery/,
-	'a manual run on the standby is refused clearly');
+# every function that writes says, on a standby, which function and why,
+# with a hint about the primary (not an internal "cannot execute UPDATE")
+$primary->safe_psql('postgres', q{
+	INSERT INTO payments.webhook_endpoints (name, scheme) VALUES ('gh', 'github');
+	SELECT payments.idempotency_begin('k1', '{}');
+	SELECT payments.saga_start('s', '[{"name": "a"}]', saga_id => 's1');
+});
+$primary->wait_for_catchup($standby);
+for my $call (
+	"payments.reconcile(now() - interval '1 day', now())",
+	"payments.idempotency_begin('k2', '{}')",
+	"payments.idempotency_complete('k1', '{}')",
+	"payments.webhook_receive('gh', '{}', '\\x')",
+	"payments.saga_record('s1', 'a', 'succeeded')",
+	"payments.fraud_evaluate('{}')")
+{
+	my ($ret, $out, $err) = $standby->psql('postgres', "SELECT $call");
+	(my $name = $call) =~ s/\(.*//;
+	like($err, qr/ERROR:  cannot call \Q$name\E.* on a standby server\n.*\n.*HINT:  Call it on the primary/,
+		"$name on the standby: named, explained, pointed at the primary");
+}
+# what only reads answers on the standby
+is($standby->safe_psql('postgres', "SELECT action FROM payments.saga_next('s1')"), 'run',
+	'saga_next answers on the standby');
 
 $standby->promote;
 ok($standby->poll_query_until('postgres',
