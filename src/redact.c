@@ -20,12 +20,14 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "common/jsonapi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -170,16 +172,211 @@ payments_contains_pan(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(rs_contains_pan(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &opt));
 }
 
+static bool RedactSensitiveKey(const char *key, int len);
+
+/* Where RedactJsonText is in a JSON text: one level of nesting. */
+typedef struct RjLevel
+{
+	bool		object;
+	bool		expect_key;
+} RjLevel;
+
+/* The rewriting of one JSON text: what is copied, and the open levels. */
+typedef struct RjState
+{
+	const char *s;
+	StringInfoData out;
+	size_t		copied;			/* s[0..copied) is in out already */
+	bool		changed;
+	RjLevel    *levels;
+	int			depth;
+	bool		sensitive;		/* the next value belongs to a sensitive key */
+	int			hidden_depth;	/* > 0: inside a sensitive container */
+	size_t		hidden_start;
+} RjState;
+
+/*
+ * RjReplace - put repl in place of s[start..end).
+ */
+static void
+RjReplace(RjState *st, size_t start, size_t end, const char *repl, size_t repl_len)
+{
+	appendBinaryStringInfo(&st->out, st->s + st->copied, start - st->copied);
+	appendBinaryStringInfo(&st->out, repl, repl_len);
+	st->copied = end;
+	st->changed = true;
+}
+
+/*
+ * RjScalar - scrub one string or number token s[start..end), or replace it
+ * with "[REDACTED]" when it is a sensitive key's value.  A string is
+ * scrubbed in its raw form (masks add no quote or backslash), or, when it
+ * has escapes, decoded and written back escaped; a number whose digits
+ * are a PAN becomes the masked string, as redact(jsonb) does.
+ */
+static void
+RjScalar(RjState *st, JsonLexContext *lex, JsonTokenType tok, size_t start, size_t end)
+{
+	const char *raw = st->s + start;
+	text	   *masked;
+	StringInfoData q;
+
+	if (st->sensitive)
+	{
+		RjReplace(st, start, end, "\"" REDACT_KEY_TEXT "\"", strlen(REDACT_KEY_TEXT) + 2);
+		return;
+	}
+	if (tok == JSON_TOKEN_STRING && memchr(raw, '\\', end - start) == NULL)
+	{
+		masked = RedactBytes(raw + 1, end - start - 2, false);
+		if (masked != NULL)
+		{
+			initStringInfo(&q);
+			appendStringInfoChar(&q, '"');
+			appendBinaryStringInfo(&q, VARDATA(masked), VARSIZE(masked) - VARHDRSZ);
+			appendStringInfoChar(&q, '"');
+			RjReplace(st, start, end, q.data, q.len);
+		}
+		return;
+	}
+	masked = tok == JSON_TOKEN_STRING ?
+		RedactBytes(lex->strval->data, lex->strval->len, false) :
+		RedactBytes(raw, end - start, false);
+	if (masked == NULL)
+		return;
+	initStringInfo(&q);
+	escape_json(&q, text_to_cstring(masked));
+	RjReplace(st, start, end, q.data, q.len);
+}
+
+/*
+ * RjToken - take one token of a JSON text already known to be valid.
+ */
+static void
+RjToken(RjState *st, JsonLexContext *lex, JsonTokenType tok)
+{
+	size_t		start = lex->token_start - st->s;
+	size_t		end = lex->token_terminator - st->s;
+	RjLevel    *top = st->depth > 0 ? &st->levels[st->depth - 1] : NULL;
+	bool		value = top == NULL || !top->object || !top->expect_key;
+
+	switch (tok)
+	{
+		case JSON_TOKEN_OBJECT_START:
+		case JSON_TOKEN_ARRAY_START:
+			if (st->hidden_depth == 0 && st->sensitive)
+			{
+				st->hidden_depth = st->depth + 1;
+				st->hidden_start = start;
+			}
+			st->sensitive = false;
+			st->levels[st->depth].object = tok == JSON_TOKEN_OBJECT_START;
+			st->levels[st->depth++].expect_key = true;
+			break;
+		case JSON_TOKEN_OBJECT_END:
+		case JSON_TOKEN_ARRAY_END:
+			if (st->hidden_depth == st->depth)
+			{
+				st->hidden_depth = 0;
+				RjReplace(st, st->hidden_start, end,
+						  "\"" REDACT_KEY_TEXT "\"", strlen(REDACT_KEY_TEXT) + 2);
+			}
+			st->depth--;
+			break;
+		case JSON_TOKEN_COMMA:
+			top->expect_key = true;
+			break;
+		case JSON_TOKEN_COLON:
+			top->expect_key = false;
+			break;
+		case JSON_TOKEN_STRING:
+		case JSON_TOKEN_NUMBER:
+			if (st->hidden_depth == 0)
+			{
+				if (!value)
+					st->sensitive = false;
+				RjScalar(st, lex, tok, start, end);
+				if (!value)
+					st->sensitive = RedactSensitiveKey(lex->strval->data, lex->strval->len);
+				else
+					st->sensitive = false;
+			}
+			break;
+		default:				/* true, false, null */
+			st->sensitive = false;
+			break;
+	}
+}
+
+/*
+ * RedactJsonText - a text that is a JSON object or array, scrubbed as
+ * redact(jsonb) scrubs it (values of sensitive keys replaced, PAN numbers
+ * become masked strings) but keeping its layout, so that the result is
+ * valid JSON; NULL when it is not such a JSON text (*json false) or when
+ * nothing changed.
+ */
+static text *
+RedactJsonText(const char *s, size_t len, bool *json)
+{
+	JsonLexContext *lex;
+	RjState		st = {0};
+	size_t		i = 0;
+
+	*json = false;
+	while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+		i++;
+	if (i == len || (s[i] != '{' && s[i] != '[') || len > (size_t) PG_INT32_MAX)
+		return NULL;
+	lex = makeJsonLexContextCstringLen((char *) s, (int) len, GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		return NULL;
+	*json = true;
+	lex = makeJsonLexContextCstringLen((char *) s, (int) len, GetDatabaseEncoding(), true);
+	st.s = s;
+	st.levels = palloc(sizeof(RjLevel) * (len / 2 + 1));
+	initStringInfo(&st.out);
+	for (;;)
+	{
+		JsonTokenType tok;
+
+		if (json_lex(lex) != JSON_SUCCESS)
+			elog(ERROR, "could not re-read a JSON text that parsed");
+		tok = lex->token_type;
+		if (tok == JSON_TOKEN_END)
+			break;
+		RjToken(&st, lex, tok);
+	}
+	if (!st.changed)
+		return NULL;
+	appendBinaryStringInfo(&st.out, s + st.copied, len - st.copied);
+	return cstring_to_text_with_len(st.out.data, st.out.len);
+}
+
+/*
+ * RedactTextOrJson - redact(text): a JSON object or array is scrubbed as
+ * JSON (the text a driver sends for a JSON document without a cast), any
+ * other text by the scanner; NULL when unchanged.
+ */
+static text *
+RedactTextOrJson(text *t)
+{
+	bool		json;
+	text	   *out = RedactJsonText(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &json);
+
+	return json ? out : RedactText(t, false);
+}
+
 PG_FUNCTION_INFO_V1(payments_redact_text);
 
 /*
  * payments_redact_text - the text with card numbers masked and CVVs and
- * tracks replaced; the argument itself when there is nothing to scrub.
+ * tracks replaced; a JSON object or array scrubbed as JSON, so that it
+ * stays valid JSON; the argument itself when there is nothing to scrub.
  */
 Datum
 payments_redact_text(PG_FUNCTION_ARGS)
 {
-	text	   *out = RedactText(PG_GETARG_TEXT_PP(0), false);
+	text	   *out = RedactTextOrJson(PG_GETARG_TEXT_PP(0));
 
 	if (out == NULL)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
@@ -386,8 +583,10 @@ RedactDatum(Datum value, RedactColumnKind kind)
 	switch (kind)
 	{
 		case REDACT_COL_TEXT:
+			out = RedactTextOrJson(DatumGetTextPP(value));
+			break;
 		case REDACT_COL_TEXT_LIMITED:
-			out = RedactText(DatumGetTextPP(value), kind == REDACT_COL_TEXT_LIMITED);
+			out = RedactText(DatumGetTextPP(value), true);
 			break;
 		case REDACT_COL_JSONB:
 			out = redact_jsonb(DatumGetJsonbP(value));
