@@ -37,6 +37,22 @@ payments_errcode(PaymentsErrorId id)
 	return errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]));
 }
 
+/*
+ * payments_require_args - ERROR 22023 naming the first of the first n
+ * arguments that is NULL (a NULL name: that argument may be NULL).
+ */
+void
+payments_require_args(FunctionCallInfo fcinfo, int n, const char *const *names)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (names[i] != NULL && PG_ARGISNULL(i))
+			ereport(ERROR,
+					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					errmsg("%s must not be NULL", names[i]));
+	}
+}
+
 PG_FUNCTION_INFO_V1(payments_error_codes);
 
 /*

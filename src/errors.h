@@ -14,6 +14,8 @@
 #ifndef PAYMENTS_ERRORS_H
 #define PAYMENTS_ERRORS_H
 
+#include "fmgr.h"
+
 /*	  X(id, sqlstate, name, retriable, http_status, meaning) */
 #define PAYMENTS_ERRORS(X) \
 	X(PM_IDEMPOTENCY_CONFLICT, "PM001", "idempotency_conflict", false, 422, \
@@ -52,5 +54,7 @@ typedef struct PaymentsError
 extern const PaymentsError PaymentsErrors[PM_ERROR_COUNT];
 
 extern int	payments_errcode(PaymentsErrorId id);
+extern void payments_require_args(FunctionCallInfo fcinfo, int n,
+								  const char *const *names);
 
 #endif							/* PAYMENTS_ERRORS_H */

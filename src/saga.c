@@ -608,21 +608,6 @@ SagaRedacted(Jsonb *jb)
 }
 
 /*
- * SagaRequireArgs - 22023 naming the first NULL of the first n arguments.
- */
-static void
-SagaRequireArgs(FunctionCallInfo fcinfo, int n, const char *const *names)
-{
-	for (int i = 0; i < n; i++)
-	{
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%s must not be NULL", names[i])));
-	}
-}
-
-/*
  * SagaCount - count a saga reaching an end state.
  */
 static void
@@ -653,7 +638,7 @@ payments_saga_record(PG_FUNCTION_ARGS)
 	Saga		saga;
 	SagaMove	move;
 
-	SagaRequireArgs(fcinfo, 3, names);
+	payments_require_args(fcinfo, 3, names);
 	outcome = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	if (strcmp(outcome, "succeeded") != 0 && strcmp(outcome, "failed") != 0)
 		ereport(ERROR,
@@ -715,7 +700,7 @@ payments_saga_next(PG_FUNCTION_ARGS)
 	bool		nulls[4] = {0};
 	Saga		saga;
 
-	SagaRequireArgs(fcinfo, 1, names);
+	payments_require_args(fcinfo, 1, names);
 	InitMaterializedSRF(fcinfo, 0);
 	saga.id = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	SagaReadUnlocked(&saga, CurrentMemoryContext);
@@ -773,7 +758,7 @@ payments_saga_start(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	int			nsteps;
 
-	SagaRequireArgs(fcinfo, 2, names);
+	payments_require_args(fcinfo, 2, names);
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	steps = PG_GETARG_JSONB_P(1);
 	id = PG_ARGISNULL(3) ? SagaNewId() : text_to_cstring(PG_GETARG_TEXT_PP(3));
@@ -841,7 +826,7 @@ payments_saga_recoverable(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	uint64		n;
 
-	SagaRequireArgs(fcinfo, 1, names);
+	payments_require_args(fcinfo, 1, names);
 	stale = PG_GETARG_INTERVAL_P(0);
 	if (stale->month < 0 || stale->day < 0 || stale->time < 0)
 		ereport(ERROR,

@@ -627,22 +627,6 @@ WhUnixSeconds(TimestampTz at)
 }
 
 /*
- * WhRequireArgs - ERROR 22023 naming the first of the first n arguments
- * that is NULL; these are the caller's, never a delivery's.
- */
-static void
-WhRequireArgs(FunctionCallInfo fcinfo, int n, const char *const *names)
-{
-	for (int i = 0; i < n; i++)
-	{
-		if (names[i] != NULL && PG_ARGISNULL(i))
-			ereport(ERROR,
-					errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					errmsg("%s must not be NULL", names[i]));
-	}
-}
-
-/*
  * WhEventIdDatum - the event id of a result as text, and whether it is NULL.
  */
 static Datum
@@ -676,7 +660,7 @@ payments_webhook_verify(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
-	WhRequireArgs(fcinfo, 6, names);
+	payments_require_args(fcinfo, 6, names);
 	s = WhLookupScheme(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	if (!PG_ARGISNULL(1))
 		nkeys = WhKeys(s, PG_GETARG_ARRAYTYPE_P(1), &keys);
@@ -1008,7 +992,7 @@ payments_webhook_receive(PG_FUNCTION_ARGS)
 	Oid			owner;
 	Oid			inbox;
 
-	WhRequireArgs(fcinfo, 4, names);
+	payments_require_args(fcinfo, 4, names);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	d.endpoint = PG_GETARG_DATUM(0);
 	d.headers = PG_GETARG_JSONB_P(1);
@@ -1067,7 +1051,7 @@ payments_webhook_purge(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	int64		n;
 
-	WhRequireArgs(fcinfo, 1, names);
+	payments_require_args(fcinfo, 1, names);
 	if (!PG_ARGISNULL(1) && max_rows < 0)
 		ereport(ERROR,
 				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1100,7 +1084,7 @@ WhSecretEndpoint(FunctionCallInfo fcinfo)
 	text	   *secret;
 	size_t		len;
 
-	WhRequireArgs(fcinfo, 2, names);
+	payments_require_args(fcinfo, 2, names);
 	secret = PG_GETARG_TEXT_PP(1);
 	len = VARSIZE_ANY_EXHDR(secret);
 	if (len == 0 || len > WH_MAX_SECRET_LEN)
@@ -1173,7 +1157,7 @@ payments_webhook_secret_rotate(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	int64		id;
 
-	WhRequireArgs(fcinfo, 3, names);
+	payments_require_args(fcinfo, 3, names);
 	overlap = PG_GETARG_INTERVAL_P(2);
 	if (overlap->time < 0 || overlap->day < 0 || overlap->month < 0)
 		ereport(ERROR,
@@ -1208,7 +1192,7 @@ payments_webhook_secret_remove(PG_FUNCTION_ARGS)
 	PmSpiCall	call;
 	uint64		n;
 
-	WhRequireArgs(fcinfo, 2, names);
+	payments_require_args(fcinfo, 2, names);
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	pm_require_writable("payments.webhook_secret_remove");
