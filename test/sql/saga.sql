@@ -189,4 +189,15 @@ DROP TABLE pg_temp.sagas;
 RESET ROLE;
 SELECT state FROM payments.sagas WHERE id = 'app-1';
 DROP ROLE payments_saga_app;
+
+-- 12. a table altered by a DBA is read with SQL instead of directly, with
+-- the same answers
+ALTER TABLE payments.sagas ADD COLUMN note text DEFAULT 'altered';
+SELECT payments.saga_start('alt', '[{"name": "a"}, {"name": "b"}]', saga_id => 'alt-1');
+SELECT * FROM payments.saga_next('alt-1');
+SELECT payments.saga_record('alt-1', 'a', 'succeeded');
+SELECT * FROM payments.saga_next('alt-1');
+SELECT payments.saga_record('alt-1', 'a', 'succeeded');
+SELECT * FROM payments.saga_next('no-such-saga');
+ALTER TABLE payments.sagas DROP COLUMN note;
 TRUNCATE payments.sagas CASCADE;
