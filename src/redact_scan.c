@@ -13,30 +13,47 @@
  *	- A digit is ASCII 0-9; with utf8 also fullwidth (U+FF10-FF19),
  *	  Arabic-Indic (U+0660-0669) and extended Arabic-Indic (U+06F0-06F9).
  *	  A group is a maximal run of digits.  Two groups join across exactly
- *	  one separator: space or '-' (with utf8 also U+00A0, U+2007, U+202F).
+ *	  one separator: space or '-' (with utf8 also U+00A0, U+2007, U+202F);
+ *	  joined groups make a chain.
  *	- Excluded groups never take part in a PAN and end a chain: 20 or more
  *	  digits (an identifier); touching '.' followed or preceded by a digit
- *	  (decimal, IP address, version); inside a UUID (8-4-4-4-12 hex) or a
- *	  hex token (a run of 20 or more hex characters with hex letters in at
- *	  least two separate places, as in a hash or an API id); at most 6
- *	  digits that reach a '*' over at most 6 digits (the visible part of an
- *	  already masked PAN, so that masking is idempotent).
- *	- A chain after '+' is a phone number while it holds at most 15 digits
- *	  (E.164); an IBAN (two capitals, check digits, 15-34 characters,
- *	  passing mod 97) is skipped whole.
- *	- A PAN is a run of whole consecutive groups of a chain, 13 to 19
- *	  digits, not starting with 0, passing Luhn.  At each starting group
- *	  the longest one whose length is valid for the brand its prefix names
- *	  wins, else the longest one; the scan goes on after it.
+ *	  (decimal, IP address, version), except a fraction of zeros only
+ *	  after 12 or more digits ("4111111111111111.0"); inside a UUID or a
+ *	  hex token (20 or more hex characters with hex letters in two
+ *	  separate places, as in a hash); the visible head or tail of a mask
+ *	  this scanner writes (rs_is_mask), so that scrubbing is idempotent.
+ *	- After '+', a country code (1-3 digits) or a whole phone number of at
+ *	  most 15 digits without separators takes no part in a PAN (unless it
+ *	  is a whole PAN of a brand's length); an IBAN (passing mod 97) is
+ *	  skipped whole.
+ *	- A candidate is a run of whole consecutive groups of a chain, not
+ *	  starting with 0, passing Luhn, of 13 to 19 digits (15 after a 1,
+ *	  UATP), grouped as cards are printed (one group; 4-4-4-4 and other
+ *	  fours with a shorter last group; 4-6-5; 4-6-4; 4-4-5; 4-3-3-3), or
+ *	  in any grouping, and also 12 digits of Maestro, when a card label
+ *	  (card, pan, cc, visa, mastercard, amex, maestro) starts a word in the
+ *	  32 bytes before the chain with no digit in between.  Every group is
+ *	  tried as a start; overlapping candidates make one PAN span, masked
+ *	  as one, so that whichever is the real card shows no more than the
+ *	  mask's visible digits.
+ *	- A chain that ends where the text was cut ("..." or U+2026, as
+ *	  PostgreSQL truncates logged values) has its last 7 to 19 digits
+ *	  masked whole, as a possible PAN prefix.
  *	- A CVV is a group of 3 or 4 digits right after a label (cvv, cvv2,
  *	  cvc, cvc2, cid, csc, security code, any case, not preceded by a
- *	  letter) and 1 to 8 of : = space tab " ' and backslash.
+ *	  letter) and 1 to 8 of : = space tab " ' > and backslash (so also
+ *	  <cvv>123</cvv>).
  *	- Track 1 is %B, 12-19 digits, '^', a name (at most 26 letters, spaces
  *	  and / . - ' ,), '^', at least 4 digits (expiry, service code,
  *	  discretionary data), then the end sentinel '?' if present; track 2 is
  *	  ';', 12-19 digits, '=', at least 4 digits, then digits and '=', then
- *	  '?' if present.  Without '?', a track that runs straight into a
- *	  letter, '.', '*' or a non-ASCII digit is none.
+ *	  '?' if present.  Track 2 without sentinels is a Luhn-valid PAN, '=',
+ *	  at least 7 digits, digits and '=', then '?' if present; in hex (EMV
+ *	  tag 57) a digit run ending in a Luhn-valid PAN (after "57" and a
+ *	  length, if any), 'D', at least 7 digits, then an 'F' pad if present,
+ *	  found before any hex-token rule.  Without its end, a track that runs
+ *	  straight into a number, '.', '*' (or, except in hex, a letter) is
+ *	  none.
  *
  *-------------------------------------------------------------------------
  */
@@ -53,13 +70,28 @@
 /* Digits of a group that are kept; longer groups are identifiers anyway. */
 #define RS_GROUP_DIGITS 20
 
-/* Shortest hex token, and how far a UUID is looked for around a group. */
+/* Shortest hex token, and the length of a UUID. */
 #define RS_HEX_TOKEN_MIN 20
 #define RS_UUID_LEN 36
-#define RS_HEX_LOOKBACK 64
 
 /* Longest name field of track 1 (ISO/IEC 7813). */
 #define RS_TRACK1_NAME_MAX 26
+
+/* Digits after a track 2 PAN's separator: expiry (YYMM), service code. */
+#define RS_TRACK_EXP_MIN 7
+
+/* Digits of a value cut short that are masked as a possible PAN prefix. */
+#define RS_CUT_MIN 7
+
+/*
+ * Asterisks of a mask: the fewest (first six and last four of a 12-digit
+ * Maestro leave 2), the fewest of a last-four mask (8), and how many are
+ * looked at, which bounds the work per group (a run of overlapping PANs
+ * has a mask as long as it).
+ */
+#define RS_MASK_MIN_STARS 2
+#define RS_MASK_LONG 8
+#define RS_MASK_MAX 4096
 
 /* One group of digits. */
 typedef struct RsGroup
@@ -72,6 +104,18 @@ typedef struct RsGroup
 	uint8_t		d[RS_GROUP_DIGITS];
 } RsGroup;
 
+/* The run of hex characters last met, split by tracks (rs_hex_token_end). */
+typedef struct RsHexRun
+{
+	bool		valid;
+	size_t		start;
+	size_t		end;
+	size_t		seg;			/* the segment that holds the last group */
+	size_t		track;			/* the next track in the run (end: none) */
+	size_t		track_end;
+	bool		token;			/* whether [seg, track) is a hex token */
+} RsHexRun;
+
 /* State of one scan. */
 typedef struct RsScan
 {
@@ -81,7 +125,9 @@ typedef struct RsScan
 	RsCallback	cb;
 	void	   *arg;
 	size_t		nspans;
+	size_t		last_end;		/* where the last span reported ended */
 	bool		stopped;
+	RsHexRun   *hex;
 } RsScan;
 
 /* CVV labels, lower case. */
@@ -250,36 +296,115 @@ rs_uuid_end(const RsScan *sc, size_t gs, size_t ge)
 	return 0;
 }
 
+static bool rs_track_pan(const RsScan *sc, const RsGroup *g, bool emv);
+
 /*
- * rs_hex_token_end - the end of a hex token that holds the group [gs, ge),
- * or 0: a maximal run of hex characters, at least RS_HEX_TOKEN_MIN long,
- * with hex letters in two separate places (a PAN with a word glued to one
- * side is not a token).
+ * rs_emv_track_in - whether s[b..e) holds a run of ASCII digits with a
+ * PAN at its end (rs_track_pan), followed by 'D', at least
+ * RS_TRACK_EXP_MIN digits and an optional 'F' pad, as track 2 equivalent
+ * data in hex (EMV tag 57); *run and *end are set to the first one's
+ * digits and end.
  */
-static size_t
-rs_hex_token_end(const RsScan *sc, size_t gs, size_t ge)
+static bool
+rs_emv_track_in(const RsScan *sc, size_t b, size_t e, size_t *run, size_t *end)
 {
 	const unsigned char *s = sc->s;
-	size_t		b = gs,
-				e = ge;
+
+	*run = b;
+	for (size_t p = b; p < e; p++)
+	{
+		size_t		q = p + 1;
+
+		if (s[p] >= '0' && s[p] <= '9')
+			continue;
+		if ((s[p] | 0x20) == 'd' && p - *run >= 12)
+		{
+			RsGroup		g = {.start = *run, .end = p};
+
+			while (q < e && s[q] >= '0' && s[q] <= '9')
+				q++;
+			if (q - (p + 1) >= RS_TRACK_EXP_MIN && rs_track_pan(sc, &g, true))
+			{
+				*end = (q < e && (s[q] | 0x20) == 'f') ? q + 1 : q;
+				return true;
+			}
+		}
+		*run = p + 1;
+	}
+	return false;
+}
+
+/*
+ * rs_hex_token - whether s[b..e) is a hex token: at least RS_HEX_TOKEN_MIN
+ * hex characters with hex letters in two separate places (a PAN with a
+ * word glued to one side is not a token).
+ */
+static bool
+rs_hex_token(const RsScan *sc, size_t b, size_t e)
+{
 	int			letter_runs = 0;
 	bool		in_letters = false;
 
-	while (b > 0 && gs - b < RS_HEX_LOOKBACK && rs_is_hex(s[b - 1]))
-		b--;
-	while (e < sc->len && rs_is_hex(s[e]))
-		e++;
 	if (e - b < RS_HEX_TOKEN_MIN)
-		return 0;
-	for (size_t p = b; p < e; p++)
+		return false;
+	for (size_t p = b; p < e && letter_runs < 2; p++)
 	{
-		bool		letter = rs_is_hex_letter(s[p]);
+		bool		letter = rs_is_hex_letter(sc->s[p]);
 
 		if (letter && !in_letters)
 			letter_runs++;
 		in_letters = letter;
 	}
-	return letter_runs >= 2 ? e : 0;
+	return letter_runs >= 2;
+}
+
+/*
+ * rs_hex_segment - make h describe the segment of its run of hex
+ * characters that starts at h->seg: where the next track in it starts and
+ * ends (run == end when none), and whether the piece before is a token.
+ */
+static void
+rs_hex_segment(const RsScan *sc, RsHexRun *h)
+{
+	if (!rs_emv_track_in(sc, h->seg, h->end, &h->track, &h->track_end))
+		h->track = h->track_end = h->end;
+	h->token = rs_hex_token(sc, h->seg, h->track);
+}
+
+/*
+ * rs_hex_token_end - the end of the hex token that holds the group
+ * [gs, ge), or 0.  Track 2 data in hex (EMV tag 57) is card data, not
+ * part of a token: it splits the run of hex characters, and each piece
+ * is judged alone, as it is once the track is replaced.  The run and its
+ * pieces are remembered (sc->hex), so that the groups of one run, met in
+ * order, cost one pass over it.
+ */
+static size_t
+rs_hex_token_end(const RsScan *sc, size_t gs, size_t ge)
+{
+	const unsigned char *s = sc->s;
+	RsHexRun   *h = sc->hex;
+
+	if (!(h->valid && gs >= h->start && gs < h->end))
+	{
+		h->start = gs;
+		h->end = ge;
+		while (h->start > 0 && rs_is_hex(s[h->start - 1]))
+			h->start--;
+		while (h->end < sc->len && rs_is_hex(s[h->end]))
+			h->end++;
+		h->valid = true;
+		h->seg = h->start;
+		rs_hex_segment(sc, h);
+	}
+	while (gs >= h->track_end && h->track_end < h->end)
+	{
+		h->seg = h->track_end;
+		rs_hex_segment(sc, h);
+	}
+	if (gs >= h->track)
+		return 0;				/* the track itself: the main loop takes it */
+	return h->token ? h->track : 0;
 }
 
 /*
@@ -311,18 +436,123 @@ rs_maybe_mask_or_sep(unsigned char c)
 }
 
 /*
- * rs_near_mask - whether the group [gs, ge) of n digits is part of the
- * visible head or tail (at most 6 digits, across separators) of a masked
- * PAN, i.e. a '*' is reached from it over at most 6 digits in all.
+ * rs_digits_after - how many digits the run starting at p has; *q is set
+ * to its end.
  */
-static bool
-rs_near_mask(const RsScan *sc, size_t gs, size_t ge, int n)
+static int
+rs_digits_after(const RsScan *sc, size_t p, size_t *q)
 {
-	const unsigned char *s = sc->s;
-	size_t		p = gs;
-	int			total = n,
+	int			n = 0,
 				k;
 	uint8_t		v;
+
+	while (p < sc->len && (k = rs_digit_at(sc, p, &v)) > 0)
+		p += k, n++;
+	*q = p;
+	return n;
+}
+
+/*
+ * rs_digits_before - how many digits the run ending at p has; *q is set
+ * to its start.
+ */
+static int
+rs_digits_before(const RsScan *sc, size_t p, size_t *q)
+{
+	int			n = 0,
+				k;
+
+	while ((k = rs_digit_len_before(sc, p)) > 0)
+		p -= k, n++;
+	*q = p;
+	return n;
+}
+
+/*
+ * rs_digit_next_to - whether a digit stands at p going right (dir > 0) or
+ * left of it, touching or (sep) across one separator.
+ */
+static bool
+rs_digit_next_to(const RsScan *sc, size_t p, int dir, bool sep)
+{
+	uint8_t		v;
+	int			k;
+
+	if (dir > 0 ? (p < sc->len && rs_digit_at(sc, p, &v) > 0) : rs_digit_len_before(sc, p) > 0)
+		return true;
+	if (!sep || (k = dir > 0 ? rs_sep_at(sc, p) : rs_sep_before(sc, p)) == 0)
+		return false;
+	return dir > 0 ? (p + k < sc->len && rs_digit_at(sc, p + k, &v) > 0) :
+		(p > (size_t) k && rs_digit_len_before(sc, p - k) > 0);
+}
+
+/*
+ * rs_is_mask - whether the asterisk at p belongs to a mask this scanner
+ * could have written: a chain of asterisk runs (joined by one separator
+ * each, as keep_length writes a grouped number) of at least
+ * RS_MASK_MIN_STARS asterisks, with digits at both ends (a visible head
+ * and tail: touching them, or across a separator at one end of a run of
+ * 3 or more, or at both ends of a chain of runs, as keep_length writes),
+ * or of at least RS_MASK_LONG asterisks.  A group reached
+ * across a separator needs a chain of runs.  So "**4111 1111 1111 1111**",
+ * "** 4111 ..." and a comment's closing star hold no mask, while
+ * "************1111", "411111***1111" and "**** **** **** 1111" do.  Only
+ * the asterisks and their neighbours count, so that scrubbing a text,
+ * which masks and regroups the numbers around, finds the same masks.
+ */
+static bool
+rs_is_mask(const RsScan *sc, size_t p, bool touching)
+{
+	const unsigned char *s = sc->s;
+	size_t		b = p,
+				e = p;
+	int			stars = 0,
+				runs = 1,
+				k;
+
+	for (;;)
+	{
+		while (b > 0 && s[b - 1] == '*' && stars < RS_MASK_MAX)
+			b--, stars++;
+		if ((k = rs_sep_before(sc, b)) == 0 || b <= (size_t) k || s[b - k - 1] != '*')
+			break;
+		b -= k, runs++;
+	}
+	for (;;)
+	{
+		while (e < sc->len && s[e] == '*' && stars < RS_MASK_MAX)
+			e++, stars++;
+		if ((k = rs_sep_at(sc, e)) == 0 || e + k >= sc->len || s[e + k] != '*')
+			break;
+		e += k, runs++;
+	}
+	if (stars < RS_MASK_MIN_STARS || stars >= RS_MASK_MAX || (!touching && runs < 2))
+		return false;
+	if (stars >= RS_MASK_LONG || runs > 1)
+		return stars >= RS_MASK_LONG ||
+			(rs_digit_next_to(sc, b, -1, true) && rs_digit_next_to(sc, e, 1, true));
+	/* one run: digits touch both ends, or one end and (3 stars) near the other */
+	if (rs_digit_next_to(sc, b, -1, false))
+		return rs_digit_next_to(sc, e, 1, stars > RS_MASK_MIN_STARS);
+	return rs_digit_next_to(sc, e, 1, false) && stars > RS_MASK_MIN_STARS &&
+		rs_digit_next_to(sc, b, -1, true);
+}
+
+/*
+ * rs_mask_visible - whether the group [gs, ge) of n digits is the visible
+ * head (with the groups after it, at most 6 digits before a mask) or tail
+ * (with the groups before it, at most 4 digits after one) of a masked PAN,
+ * so that scrubbing a scrubbed text changes nothing.
+ */
+static bool
+rs_mask_visible(const RsScan *sc, size_t gs, size_t ge, int n)
+{
+	const unsigned char *s = sc->s;
+	size_t		p,
+				q;
+	int			total,
+				k,
+				m;
 
 	/* Most groups touch neither '*' nor a separator: answer at once. */
 	if ((gs == 0 || !rs_maybe_mask_or_sep(s[gs - 1])) &&
@@ -336,41 +566,59 @@ rs_near_mask(const RsScan *sc, size_t gs, size_t ge, int n)
 		if (memchr(s + lo, '*', hi - lo) == NULL)
 			return false;
 	}
-	for (;;)
+	for (p = ge, total = n;;)
+	{
+		if (p < sc->len && s[p] == '*')
+		{
+			if (rs_is_mask(sc, p, true))
+				return true;
+			break;
+		}
+		if ((k = rs_sep_at(sc, p)) == 0 || p + k >= sc->len)
+			break;
+		if (s[p + k] == '*')
+		{
+			if (rs_is_mask(sc, p + k, false))
+				return true;
+			break;
+		}
+		if ((m = rs_digits_after(sc, p + k, &q)) == 0 || (total += m) > 6)
+			break;
+		p = q;
+	}
+	for (p = gs, total = n; total <= 4;)
 	{
 		if (p > 0 && s[p - 1] == '*')
-			return true;
+			return rs_is_mask(sc, p - 1, true);
 		if ((k = rs_sep_before(sc, p)) == 0 || p <= (size_t) k)
-			break;
-		p -= k;
-		if (s[p - 1] == '*')
-			return true;
-		if (rs_digit_len_before(sc, p) == 0)
-			break;
-		while (total <= 6 && (k = rs_digit_len_before(sc, p)) > 0)
-			p -= k, total++;
-		if (total > 6)
-			break;
-	}
-	total = n;
-	p = ge;
-	for (;;)
-	{
-		if (p < sc->len && s[p] == '*')
-			return true;
-		if ((k = rs_sep_at(sc, p)) == 0)
-			break;
-		p += k;
-		if (p < sc->len && s[p] == '*')
-			return true;
-		if (p >= sc->len || rs_digit_at(sc, p, &v) == 0)
-			break;
-		while (total <= 6 && p < sc->len && (k = rs_digit_at(sc, p, &v)) > 0)
-			p += k, total++;
-		if (total > 6)
-			break;
+			return false;
+		if (s[p - k - 1] == '*')
+			return rs_is_mask(sc, p - k - 1, false);
+		if ((m = rs_digits_before(sc, p - k, &q)) == 0)
+			return false;
+		total += m;
+		p = q;
 	}
 	return false;
+}
+
+/*
+ * rs_zero_fraction - whether the '.' at p starts a fraction of zeros only
+ * that ends the number ("4111111111111111.0", as a JSON number prints),
+ * so that the digits before it are a whole number, not a decimal's.
+ */
+static bool
+rs_zero_fraction(const RsScan *sc, size_t p)
+{
+	const unsigned char *s = sc->s;
+	size_t		q = p + 1;
+	uint8_t		v;
+
+	while (q < sc->len && s[q] == '0')
+		q++;
+	if (q == p + 1 || (q < sc->len && rs_digit_at(sc, q, &v)))
+		return false;
+	return !(q + 1 < sc->len && s[q] == '.' && rs_digit_at(sc, q + 1, &v));
 }
 
 /*
@@ -390,11 +638,12 @@ rs_exclusion(const RsScan *sc, RsGroup *g)
 	g->skip_to = ge;
 	if (g->ndigits >= RS_GROUP_DIGITS)
 		return;
-	if (ge + 1 < sc->len && s[ge] == '.' && rs_digit_at(sc, ge + 1, &v))
+	if (ge + 1 < sc->len && s[ge] == '.' && rs_digit_at(sc, ge + 1, &v) &&
+		!(g->ndigits >= RS_PAN_MIN_LABELLED && rs_zero_fraction(sc, ge)))
 		return;
 	if (gs >= 2 && s[gs - 1] == '.' && rs_digit_len_before(sc, gs - 1) > 0)
 		return;
-	if (g->ndigits <= 6 && rs_near_mask(sc, gs, ge, g->ndigits))
+	if (g->ndigits <= 6 && rs_mask_visible(sc, gs, ge, g->ndigits))
 		return;
 	if ((gs > 0 && (s[gs - 1] == '-' || rs_is_hex_letter(s[gs - 1]))) ||
 		(ge < sc->len && (s[ge] == '-' || rs_is_hex_letter(s[ge]))))
@@ -463,44 +712,136 @@ rs_luhn(const uint8_t *d, int n)
 	return sum % 10 == 0;
 }
 
+/* What a PAN's prefix says of its length. */
+typedef enum RsBrand
+{
+	RS_BRAND_UNKNOWN,			/* no brand of the table below */
+	RS_BRAND_LENGTH_OK,			/* a brand, and a length it issues */
+	RS_BRAND_LENGTH_BAD			/* a brand, and a length it never issues */
+} RsBrand;
+
 /*
- * rs_brand_length_ok - whether n digits is a valid length for the brand
- * that the prefix of d names (any 13-19 for an unknown prefix):
+ * rs_brand - whether n digits is a length that the brand named by the
+ * prefix of d issues:
  *	Visa 4: 13, 16, 19.  Mastercard 51-55, 2221-2720: 16.  Amex 34, 37: 15.
- *	Discover 6011, 644-649, 65: 16-19.  Diners 36: 14-19; 300-305, 38-39:
+ *	Discover 6011, 644-649, 65: 16-19.  Diners 36, 300-305: 14-19; 38-39:
  *	16-19.  JCB 3528-3589: 16-19.  UnionPay 62: 16-19.  Maestro 50,
- *	56-69: 12-19.
+ *	56-69: 12-19.  UATP 1: 15.
  */
-static bool
-rs_brand_length_ok(const uint8_t *d, int n)
+static RsBrand
+rs_brand(const uint8_t *d, int n)
 {
 	int			p2 = d[0] * 10 + d[1];
 	int			p3 = p2 * 10 + d[2];
 	int			p4 = p3 * 10 + d[3];
+	bool		ok;
 
 	if (d[0] == 4)
-		return n == 13 || n == 16 || n == 19;
-	if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720))
-		return n == 16;
-	if (p2 == 34 || p2 == 37)
+		ok = n == 13 || n == 16 || n == 19;
+	else if (d[0] == 1)
+		ok = n == 15;
+	else if ((p2 >= 51 && p2 <= 55) || (p4 >= 2221 && p4 <= 2720))
+		ok = n == 16;
+	else if (p2 == 34 || p2 == 37)
+		ok = n == 15;
+	else if (p4 == 6011 || (p3 >= 644 && p3 <= 649) || p2 == 65 || p2 == 62 ||
+			 (p4 >= 3528 && p4 <= 3589) || p2 == 38 || p2 == 39)
+		ok = n >= 16 && n <= 19;
+	else if (p2 == 36 || (p3 >= 300 && p3 <= 305))
+		ok = n >= 14 && n <= 19;
+	else if (p2 == 50 || (p2 >= 56 && p2 <= 69))
+		ok = n >= 12 && n <= 19;
+	else
+		return RS_BRAND_UNKNOWN;
+	return ok ? RS_BRAND_LENGTH_OK : RS_BRAND_LENGTH_BAD;
+}
+
+/*
+ * rs_length_ok - whether n digits starting with d may be a PAN: 13 to 19
+ * (15 for UATP, whose prefix 1 also starts every epoch time in
+ * milliseconds), or 12 for Maestro where a card label names it.
+ */
+static bool
+rs_length_ok(const uint8_t *d, int n, bool labelled)
+{
+	if (d[0] == 1)
 		return n == 15;
-	if (p4 == 6011 || (p3 >= 644 && p3 <= 649) || p2 == 65 || p2 == 62 ||
-		(p4 >= 3528 && p4 <= 3589) || (p3 >= 300 && p3 <= 305) ||
-		p2 == 38 || p2 == 39)
-		return n >= 16 && n <= 19;
-	if (p2 == 36)
-		return n >= 14 && n <= 19;
-	if (p2 == 50 || (p2 >= 56 && p2 <= 69))
-		return n >= 12 && n <= 19;
+	if (n == RS_PAN_MIN_LABELLED)
+		return labelled && rs_brand(d, n) == RS_BRAND_LENGTH_OK;
 	return n >= RS_PAN_MIN && n <= RS_PAN_MAX;
 }
 
 /*
- * rs_emit - report a span; remembers a stop request.
+ * rs_card_grouping - whether groups w[0..n) (n >= 2) are grouped as cards
+ * are printed: fours with a last group of 1 to 4 (4-4-4-4, 4-4-4-4-3,
+ * 4-4-4-1, ...), 4-6-4, 4-6-5, 4-4-5 or 4-3-3-3.  Phone numbers and most
+ * other grouped numbers are not.
+ */
+static bool
+rs_card_grouping(const RsGroup *w, int n)
+{
+	int			k;
+
+	if (w[0].ndigits != 4)
+		return false;
+	for (k = 1; k < n - 1 && w[k].ndigits == 4; k++)
+		;
+	if (k == n - 1 && w[k].ndigits <= 4)
+		return true;
+	if (n == 3)
+		return (w[1].ndigits == 6 && (w[2].ndigits == 4 || w[2].ndigits == 5)) ||
+			(w[1].ndigits == 4 && w[2].ndigits == 5);
+	return n == 4 && w[1].ndigits == 3 && w[2].ndigits == 3 && w[3].ndigits == 3;
+}
+
+/* Card labels, lower case, and how far before a chain one may end. */
+static const char *const RsCardLabels[] = {
+	"card", "pan", "cc", "visa", "mastercard", "amex", "maestro",
+};
+#define RS_LABEL_REACH 32
+
+/*
+ * rs_card_label - whether a card label starts a word in the RS_LABEL_REACH
+ * bytes before position p, with no digit, '*' or ']' (what a mask or a
+ * replacement ends in) between them: "card number: 790903096570 5555 ...".
+ * So the label names only the chain right after it, and scrubbing, which
+ * shortens text, cannot bring a label into reach of another chain.
+ */
+static bool
+rs_card_label(const RsScan *sc, size_t p)
+{
+	const unsigned char *s = sc->s;
+	size_t		lo = p;
+
+	while (lo > 0 && p - lo < RS_LABEL_REACH && s[lo - 1] != '*' && s[lo - 1] != ']' &&
+		   rs_digit_len_before(sc, lo) == 0)
+		lo--;
+	for (size_t q = lo; q < p; q++)
+	{
+		if ((q > 0 && rs_is_alpha(s[q - 1])) || !rs_is_alpha(s[q]))
+			continue;
+		for (size_t k = 0; k < sizeof(RsCardLabels) / sizeof(RsCardLabels[0]); k++)
+		{
+			const char *l = RsCardLabels[k];
+			size_t		n = strlen(l),
+						j;
+
+			for (j = 0; j < n && q + j < p && (s[q + j] | 0x20) == (unsigned char) l[j]; j++)
+				;
+			if (j == n)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * rs_emit - report a span; remembers a stop request and where the last
+ * span ended.
  */
 static void
 rs_emit(RsScan *sc, size_t start, size_t end, RsKind kind, int ndigits,
-		bool json_quote)
+		bool prefix, bool json_quote)
 {
 	RsSpan		span;
 
@@ -508,46 +849,57 @@ rs_emit(RsScan *sc, size_t start, size_t end, RsKind kind, int ndigits,
 	span.end = end;
 	span.kind = kind;
 	span.ndigits = ndigits;
+	span.prefix = prefix;
 	span.json_quote = json_quote;
 	sc->nspans++;
+	sc->last_end = end;
 	if (sc->cb != NULL && !sc->cb(sc->arg, &span))
 		sc->stopped = true;
 }
 
 /*
- * rs_best_pan - how many groups of w[0..n) (total digits in all) make the
- * PAN that starts at w[0] (0 if none), and its digit count.
+ * rs_candidate - how many groups of w[0..n) make the longest PAN candidate
+ * that starts at w[0], or 0: whole groups, a valid length, passing Luhn,
+ * and (more than one group) grouped as cards are, unless a card label
+ * names the chain (*label: -1 not looked for yet, else 0 or 1; chain is
+ * where the chain starts).
  */
 static int
-rs_best_pan(const RsGroup *w, int n, int total, int *ndigits)
+rs_candidate(const RsScan *sc, const RsGroup *w, int n, size_t chain, int *label)
 {
-	uint8_t		d[RS_PAN_MAX];
-	int			tot = 0,
-				best_brand = 0,
-				best_any = 0,
-				nd_brand = 0,
-				nd_any = 0;
+	int			even = 0,		/* Luhn sums doubling even / odd positions */
+				odd = 0,
+				len = 0,
+				best = 0;
+	uint8_t		prefix[4];		/* the first digits, for the brand */
 
-	if (w[0].d[0] == 0 || total < RS_PAN_MIN)
+	if (w[0].d[0] == 0)
 		return 0;
-	for (int j = 0; j < n; j++)
+	for (int j = 0; j < n && len + w[j].ndigits <= RS_PAN_MAX; j++)
 	{
-		if (tot + w[j].ndigits > RS_PAN_MAX)
-			break;
-		memcpy(d + tot, w[j].d, w[j].ndigits);
-		tot += w[j].ndigits;
-		if (tot < RS_PAN_MIN || !rs_luhn(d, tot))
-			continue;
-		best_any = j + 1;
-		nd_any = tot;
-		if (rs_brand_length_ok(d, tot))
+		for (int k = 0; k < w[j].ndigits; k++, len++)
 		{
-			best_brand = j + 1;
-			nd_brand = tot;
+			int			x = w[j].d[k],
+						x2 = x * 2 > 9 ? x * 2 - 9 : x * 2;
+
+			even += (len & 1) ? x : x2;
+			odd += (len & 1) ? x2 : x;
+			if (len < 4)
+				prefix[len] = x;
 		}
+		if (len < RS_PAN_MIN_LABELLED || ((len & 1) ? odd : even) % 10 != 0 ||
+			!rs_length_ok(prefix, len, true))
+			continue;
+		if (len == RS_PAN_MIN_LABELLED || (j > 0 && !rs_card_grouping(w, j + 1)))
+		{
+			if (*label < 0)
+				*label = rs_card_label(sc, chain);
+			if (!*label)
+				continue;
+		}
+		best = j + 1;
 	}
-	*ndigits = best_brand ? nd_brand : nd_any;
-	return best_brand ? best_brand : best_any;
+	return best;
 }
 
 /*
@@ -557,7 +909,7 @@ static inline bool
 rs_is_cvv_sep(unsigned char c)
 {
 	return c == ':' || c == '=' || c == ' ' || c == '\t' || c == '"' ||
-		c == '\'' || c == '\\';
+		c == '\'' || c == '\\' || c == '>';
 }
 
 /*
@@ -600,6 +952,79 @@ rs_cvv_label(const RsScan *sc, size_t gs, bool *json_quote)
 }
 
 /*
+ * rs_track_pan - whether the group g of ASCII digits ends in the PAN of a
+ * track 2 written without sentinels: the whole group, or in hex (emv) the
+ * digits after the tag 57 and a two-digit length.  The PAN has 12 to 19
+ * digits, does not start with 0 and passes Luhn, and the group follows
+ * neither a decimal point nor '=' after a number of 4 or more digits.
+ */
+static bool
+rs_track_pan(const RsScan *sc, const RsGroup *g, bool emv)
+{
+	const unsigned char *s = sc->s;
+	size_t		n = g->end - g->start,
+				q;
+
+	/* after a decimal's '.', or '=' after a number: a fraction, a track's data */
+	if (g->start > 1 && s[g->start - 1] == '.' && rs_digit_len_before(sc, g->start - 1) > 0)
+		return false;
+	if (g->start > 1 && s[g->start - 1] == '=' && rs_digits_before(sc, g->start - 1, &q) >= 4)
+		return false;
+	/* rs_luhn_text fails on anything but ASCII digits here */
+	for (size_t len = n < RS_PAN_MAX ? n : RS_PAN_MAX; len >= 12; len--)
+	{
+		size_t		p = g->end - len;
+
+		if (p != g->start &&
+			!(emv && p - g->start >= 4 && s[p - 4] == '5' && s[p - 3] == '7'))
+			continue;
+		if (s[p] != '0' && rs_luhn_text((const char *) s + p, len))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * rs_bare_track_end - the end of a track 2 written without sentinels that
+ * starts with the group g, or 0: the PAN, '=' (or 'D' in hex, as EMV tag
+ * 57 holds it), at least 7 digits (expiry, service code), the
+ * discretionary digits (and '=' after '='), then '?' after '=' or an 'F'
+ * pad after 'D'.
+ * *tstart is set to where the group starts.
+ */
+static size_t
+rs_bare_track_end(const RsScan *sc, const RsGroup *g, size_t *tstart)
+{
+	const unsigned char *s = sc->s;
+	size_t		p = g->end,
+				q;
+	bool		emv = (s[p] | 0x20) == 'd';
+	uint8_t		v;
+
+	if (s[p] != '=' && !emv)
+		return 0;
+	/* the whole run goes, tag and length included, like the digits after */
+	if (!rs_track_pan(sc, g, emv))
+		return 0;
+	*tstart = g->start;
+	for (q = p + 1; q < sc->len && s[q] >= '0' && s[q] <= '9'; q++)
+		;
+	if (q - (p + 1) < RS_TRACK_EXP_MIN)
+		return 0;
+	/* discretionary data: digits, and after '=' more '=' as on a stripe */
+	while (!emv && q < sc->len && ((s[q] >= '0' && s[q] <= '9') || s[q] == '='))
+		q++;
+	/* the end: an 'F' pad in hex, the end sentinel '?' after '=' */
+	if (q < sc->len && (emv ? (s[q] | 0x20) == 'f' : s[q] == '?'))
+		return q + 1;
+	/* Without its end, it must not run into a number (or, after '=', a word). */
+	if (q < sc->len && ((!emv && rs_is_alpha(s[q])) || s[q] == '.' || s[q] == '*' ||
+						rs_digit_at(sc, q, &v) > 0))
+		return 0;
+	return q;
+}
+
+/*
  * rs_track_end - the end of the track that starts with the group g, or 0.
  * Nothing here depends on a length limit or on digits after the track, so
  * that scrubbing the output again finds the same (no) tracks.
@@ -613,14 +1038,16 @@ rs_track_end(const RsScan *sc, const RsGroup *g, size_t *tstart)
 	bool		t1;
 	uint8_t		v;
 
-	if (g->ndigits < 12 || g->ndigits > RS_PAN_MAX || p >= sc->len)
+	if (p >= sc->len || g->ndigits < 12)
 		return 0;
-	if (g->start >= 2 && s[g->start - 2] == '%' && s[g->start - 1] == 'B' && s[p] == '^')
+	if (g->ndigits <= RS_PAN_MAX && g->start >= 2 && s[g->start - 2] == '%' &&
+		s[g->start - 1] == 'B' && s[p] == '^')
 		t1 = true;
-	else if (g->start >= 1 && s[g->start - 1] == ';' && s[p] == '=')
+	else if (g->ndigits <= RS_PAN_MAX && g->start >= 1 && s[g->start - 1] == ';' &&
+			 s[p] == '=')
 		t1 = false;
 	else
-		return 0;
+		return rs_bare_track_end(sc, g, tstart);
 	*tstart = g->start - (t1 ? 2 : 1);
 	p++;
 	if (t1)
@@ -670,14 +1097,23 @@ rs_next_group(const RsScan *sc, size_t tail, RsGroup *g)
 }
 
 /*
- * rs_chain_next - parse the group joined after tail into *g; false (and
- * *resume set when an excluded group ended it) at the chain's end.
+ * rs_chain_next - parse the group joined after tail into *g; false at the
+ * chain's end, with *resume set when an excluded group or a track (which
+ * the main loop reports) ended it.
  */
 static bool
 rs_chain_next(const RsScan *sc, size_t tail, RsGroup *g, size_t *resume)
 {
+	size_t		tstart;
+
 	if (!rs_next_group(sc, tail, g))
 		return false;
+	if (g->end < sc->len && (sc->s[g->end] == '=' || (sc->s[g->end] | 0x20) == 'd') &&
+		rs_track_end(sc, g, &tstart) > 0)
+	{
+		*resume = g->start;
+		return false;
+	}
 	if (g->excluded)
 	{
 		*resume = g->skip_to;
@@ -687,24 +1123,133 @@ rs_chain_next(const RsScan *sc, size_t tail, RsGroup *g, size_t *resume)
 }
 
 /*
+ * The PAN span being built in a chain: the union of the candidates that
+ * overlap, so that whichever of them is the real card keeps no more than
+ * the visible digits of the mask.
+ */
+typedef struct RsPending
+{
+	bool		open;
+	bool		prefix;			/* cut short: mask every digit */
+	size_t		start;
+	size_t		end;
+	int			ndigits;
+} RsPending;
+
+/*
+ * rs_pending_add - add the candidate of groups w[0..used) to the span.
+ */
+static void
+rs_pending_add(RsPending *u, const RsGroup *w, int used)
+{
+	if (!u->open)
+	{
+		u->open = true;
+		u->prefix = false;
+		u->start = w[0].start;
+		u->end = w[0].start;
+		u->ndigits = 0;
+	}
+	for (int k = 0; k < used; k++)
+	{
+		if (w[k].start >= u->end)
+			u->ndigits += w[k].ndigits;
+	}
+	if (w[used - 1].end > u->end)
+		u->end = w[used - 1].end;
+}
+
+/*
+ * rs_pending_flush - report the span, if any.
+ */
+static void
+rs_pending_flush(RsScan *sc, RsPending *u)
+{
+	if (u->open)
+		rs_emit(sc, u->start, u->end, RS_PAN, u->ndigits, u->prefix, false);
+	u->open = false;
+}
+
+/*
+ * rs_cut_at - whether p starts the marker of a text cut short: "..." (as
+ * PostgreSQL writes it after a truncated value) or U+2026.
+ */
+static bool
+rs_cut_at(const RsScan *sc, size_t p)
+{
+	const unsigned char *s = sc->s;
+
+	if (p + 3 > sc->len)
+		return false;
+	return (s[p] == '.' && s[p + 1] == '.' && s[p + 2] == '.') ||
+		(sc->opt->utf8 && s[p] == 0xe2 && s[p + 1] == 0x80 && s[p + 2] == 0xa6);
+}
+
+/*
+ * rs_cut_chain - a chain from chain to tail that ends where the text was
+ * cut short may end in the first digits of a PAN: its last groups, up to
+ * RS_PAN_MAX digits and after the last span reported, are masked whole
+ * when they hold more than a BIN's digits (RS_CUT_MIN), together with a
+ * PAN span they overlap.
+ */
+static void
+rs_cut_chain(RsScan *sc, RsPending *u, size_t chain, size_t tail)
+{
+	size_t		lo = chain > sc->last_end ? chain : sc->last_end,
+				start = tail,
+				p = tail,
+				q;
+	int			total = 0,
+				n,
+				k;
+
+	while ((n = rs_digits_before(sc, p, &q)) > 0 && q >= lo && total + n <= RS_PAN_MAX)
+	{
+		total += n;
+		start = q;
+		if ((k = rs_sep_before(sc, q)) == 0 || q < lo + k)
+			break;
+		p = q - k;
+	}
+	if (u->open && u->end > start)
+	{
+		for (p = u->end; p < tail;)
+		{
+			n = rs_digits_after(sc, p, &q);
+			u->ndigits += n;
+			p = q + (n > 0 ? 0 : 1);
+		}
+		u->end = tail;
+		u->prefix = true;
+		return;
+	}
+	rs_pending_flush(sc, u);
+	if (total >= RS_CUT_MIN && !sc->stopped)
+		rs_emit(sc, start, tail, RS_PAN, total, true, false);
+}
+
+/*
  * rs_chain - find PANs and CVVs in the chain of groups that starts with
- * win[0]; returns where the scan resumes.  The groups under consideration
- * are w[0..n), a sliding view of win[].
+ * win[0]; returns where the scan resumes.  Every group is tried as the
+ * start of a candidate; candidates that overlap make one span.  The
+ * groups under consideration are w[0..n), a sliding view of win[].
  */
 static size_t
 rs_chain(RsScan *sc, RsGroup *win)
 {
 	RsGroup    *w = win;
+	RsPending	u = {0};
 	int			n = 1,
-				total = w[0].ndigits;
-	size_t		tail = w[0].end,
+				total = w[0].ndigits,
+				label = -1;
+	size_t		chain = w[0].start,
+				tail = w[0].end,
 				resume = 0;
 	bool		ended = false;
 
-	while (n > 0 && !sc->stopped)
+	for (;;)
 	{
-		int			used,
-					nd;
+		int			used;
 
 		while (!ended && total <= RS_PAN_MAX)
 		{
@@ -721,60 +1266,61 @@ rs_chain(RsScan *sc, RsGroup *win)
 				total += w[n++].ndigits;
 			}
 		}
-		used = rs_best_pan(w, n, total, &nd);
+		if (n == 0 || sc->stopped)
+			break;
+		used = rs_candidate(sc, w, n, chain, &label);
 		if (used > 0)
-			rs_emit(sc, w[0].start, w[used - 1].end, RS_PAN, nd, false);
-		else
+		{
+			if (u.open && w[0].start >= u.end)
+				rs_pending_flush(sc, &u);
+			rs_pending_add(&u, w, used);
+		}
+		else if ((!u.open || w[0].start >= u.end) &&
+				 (w[0].ndigits == 3 || w[0].ndigits == 4))
 		{
 			bool		q = false;
 
-			used = 1;
-			if ((w[0].ndigits == 3 || w[0].ndigits == 4) &&
-				rs_cvv_label(sc, w[0].start, &q))
-				rs_emit(sc, w[0].start, w[0].end, RS_CVV, 0, q);
-		}
-		for (int j = 0; j < used; j++)
-			total -= w[j].ndigits;
-		w += used;
-		n -= used;
-		if (n == 0 && !ended)
-		{
-			w = win;
-			if (!rs_chain_next(sc, tail, &w[0], &resume))
-				ended = true;
-			else
+			if (rs_cvv_label(sc, w[0].start, &q))
 			{
-				tail = w[0].end;
-				total = w[0].ndigits;
-				n = 1;
+				rs_pending_flush(sc, &u);
+				rs_emit(sc, w[0].start, w[0].end, RS_CVV, 0, false, q);
 			}
 		}
+		total -= w[0].ndigits;
+		w++;
+		n--;
 	}
+	if (!sc->stopped && rs_cut_at(sc, tail))
+		rs_cut_chain(sc, &u, chain, tail);
+	if (!sc->stopped)
+		rs_pending_flush(sc, &u);
 	return resume > tail ? resume : tail;
 }
 
 /*
- * rs_phone_end - where a phone number that starts with the group g ends,
- * or 0: a chain after '+' is skipped while it holds at most 15 digits
- * (E.164), so that "+1 415-555-2671 2024-01-15" is no card, while a PAN
- * joined after a short phone number is still found.
+ * rs_phone_end - where the first group g of a phone number ends, or 0:
+ * after '+', a country code (at most 3 digits) or a whole number written
+ * without separators (at most 15 digits, E.164) takes no part in a PAN,
+ * unless it is a whole PAN itself (a brand's length, passing Luhn).  The
+ * groups joined after a country code are scanned as usual, so that
+ * "+1 4111 1111 1111 1111" holds a card; a longer first group with more
+ * joined after it ("+3782 822463 10005") starts a chain like any other.
  */
 static size_t
 rs_phone_end(const RsScan *sc, const RsGroup *g)
 {
 	RsGroup		next;
-	size_t		tail = g->end;
-	int			total = g->ndigits;
 
-	if (g->start == 0 || sc->s[g->start - 1] != '+')
+	if (g->start == 0 || sc->s[g->start - 1] != '+' || g->ndigits > 15)
 		return 0;
-	while (rs_next_group(sc, tail, &next) && !next.excluded &&
-		   total + next.ndigits <= 15)
-	{
-		total += next.ndigits;
-		tail = next.end;
-	}
-	return tail;
+	if (g->ndigits <= 3)
+		return g->end;
+	if (rs_next_group(sc, g->end, &next))
+		return 0;
+	if (g->ndigits >= RS_PAN_MIN && g->d[0] != 0 &&
+		rs_brand(g->d, g->ndigits) == RS_BRAND_LENGTH_OK && rs_luhn(g->d, g->ndigits))
+		return 0;
+	return g->end;
 }
 
 /*
@@ -903,7 +1449,8 @@ rs_skip(const RsScan *sc, size_t i)
 size_t
 rs_scan(const char *s, size_t len, const RsOptions *opt, RsCallback cb, void *arg)
 {
-	RsScan		sc = {(const unsigned char *) s, len, opt, cb, arg, 0, false};
+	RsHexRun	hex = {0};
+	RsScan		sc = {(const unsigned char *) s, len, opt, cb, arg, 0, 0, false, &hex};
 	RsGroup		w[RS_WINDOW];
 	size_t		i = 0;
 	uint8_t		v;
@@ -923,7 +1470,7 @@ rs_scan(const char *s, size_t len, const RsOptions *opt, RsCallback cb, void *ar
 		rs_parse_group(&sc, i, &w[0]);
 		if ((tend = rs_track_end(&sc, &w[0], &tstart)) > 0)
 		{
-			rs_emit(&sc, tstart, tend, RS_TRACK, w[0].ndigits, false);
+			rs_emit(&sc, tstart, tend, RS_TRACK, w[0].ndigits, false, false);
 			i = tend;
 		}
 		else if (w[0].excluded)
@@ -958,10 +1505,14 @@ rs_chars(const unsigned char *s, size_t start, size_t end)
 static size_t
 rs_write_pan(const char *in, const RsSpan *span, const RsOptions *opt, char *out)
 {
-	RsScan		sc = {(const unsigned char *) in, span->end, opt, NULL, NULL, 0, false};
+	RsScan		sc = {(const unsigned char *) in, span->end, opt, NULL, NULL, 0, 0, false, NULL};
 	size_t		o = 0;
 	int			k = 0;
 	int			head = (opt->mask == RS_MASK_FIRST6_LAST4) ? 6 : 0;
+	int			tail = span->prefix ? 0 : 4;
+
+	if (span->prefix)
+		head = 0;
 
 	for (size_t i = span->start; i < span->end;)
 	{
@@ -980,7 +1531,7 @@ rs_write_pan(const char *in, const RsSpan *span, const RsOptions *opt, char *out
 				o += n;
 			}
 		}
-		else if (k < head || k >= span->ndigits - 4)
+		else if (k < head || k >= span->ndigits - tail)
 		{
 			if (out)
 				memcpy(out + o, in + i, n);

@@ -32,9 +32,13 @@
 #define RS_CVV_TEXT "[REDACTED_CVV]"
 #define RS_TRACK_TEXT "[REDACTED_TRACK]"
 
-/* PAN digits: the fewest and most a PAN has. */
+/*
+ * PAN digits: the fewest and most a PAN has; a Maestro PAN of 12 digits
+ * counts only where a card label names it.
+ */
 #define RS_PAN_MIN 13
 #define RS_PAN_MAX 19
+#define RS_PAN_MIN_LABELLED 12
 
 /* How a PAN is masked. */
 typedef enum RsMaskStyle
@@ -66,6 +70,7 @@ typedef struct RsSpan
 	size_t		end;
 	RsKind		kind;
 	int			ndigits;		/* RS_PAN: digits in the span */
+	bool		prefix;			/* RS_PAN: cut short ("..."), mask every digit */
 	bool		json_quote;		/* RS_CVV: a bare JSON number, quote it */
 } RsSpan;
 

@@ -9,11 +9,14 @@
  *	  rs_redacted_len agrees with what rs_redact writes;
  *	- the output fits RS_OUT_MAX; with keep_length it has exactly as many
  *	  characters as the input and never more bytes;
- *	- the output holds no PAN or track by the same rules (contains_pan is
- *	  false) and scrubbing it again changes nothing (idempotent);
- *	- the output has no more ASCII digits than the input;
- *	- a PAN span holds 13 to 19 digits that pass Luhn and do not start
- *	  with 0, and its masked form keeps at most 10 of them.
+ *	- the output has no more ASCII digits than the input, and scrubbing
+ *	  it again can only mask more: no more digits come back, and with
+ *	  keep_length only digits (and track text) turn into '*'.  (That a
+ *	  second scrub changes nothing and finds no PAN is checked on
+ *	  generated cards in fuzz_redact_gen.c: in byte soup, masking one
+ *	  number can change how a neighbour next to it reads.)
+ *	- a PAN span holds at least 12 digits (a PAN, or overlapping ones),
+ *	  or is a value cut short, and its digits are all counted.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -64,20 +67,7 @@ check_span(void *arg, const RsSpan *span)
 	c->last_end = span->end;
 	if (span->kind == RS_PAN)
 	{
-		uint8_t		d[RS_PAN_MAX];
-		int			n = 0;
-
-		if (span->ndigits < RS_PAN_MIN || span->ndigits > RS_PAN_MAX)
-			abort();
-		for (size_t i = span->start; i < span->end; i++)
-		{
-			unsigned char ch = (unsigned char) c->s[i];
-
-			if (ch >= '0' && ch <= '9' && n < RS_PAN_MAX)
-				d[n++] = ch - '0';
-		}
-		/* all-ASCII PANs: check the digits themselves */
-		if (n == span->ndigits && (d[0] == 0 || !rs_luhn(d, n)))
+		if (span->ndigits < (span->prefix ? 1 : RS_PAN_MIN_LABELLED))
 			abort();
 		if (ascii_digits(c->s + span->start, span->end - span->start) > (size_t) span->ndigits)
 			abort();
@@ -111,12 +101,20 @@ check_options(const char *s, size_t len, const RsOptions *opt)
 		abort();
 	if (ascii_digits(out, olen) > ascii_digits(s, len))
 		abort();
-	if (rs_contains_pan(out, olen, opt))
-		abort();
 	out2 = malloc(RS_OUT_MAX(olen));
 	olen2 = rs_redact(out, olen, opt, out2, &np);
-	if (olen2 != olen || memcmp(out, out2, olen) != 0)
+	if (ascii_digits(out2, olen2) > ascii_digits(out, olen))
 		abort();
+	if (opt->keep_length)
+	{
+		if (olen2 > olen || chars(out2, olen2) != chars(out, olen))
+			abort();
+		for (size_t i = 0; i < olen2 && olen2 == olen; i++)
+		{
+			if (out2[i] != out[i] && out2[i] != '*')
+				abort();
+		}
+	}
 	free(out2);
 	free(out);
 }
