@@ -5,7 +5,10 @@
  *
  * With shared_preload_libraries = 'payments', every message bound for the
  * server log has its message, detail, hint, context and internal query
- * scrubbed by the scanner of redact_scan.c, and webhook secrets masked in
+ * scrubbed by the scanner of redact_scan.c (and, in a node tree dump of
+ * debug_print_*, the bytes of every constant masked), card data in
+ * application_name masked where it is kept (every log destination may
+ * print it), and webhook secrets masked in
  * place (RedactSecrets: secret-shaped tokens, and the literals of the
  * statements that manage secrets), before the hooks installed
  * before ours, the log and the client see it.  The logged statement is
@@ -43,6 +46,7 @@
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "utils/backend_status.h"
 #include "tcop/tcopprot.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
@@ -285,6 +289,82 @@ RedactLogField(char **field, const RsOptions *opt)
 }
 
 /*
+ * RedactNodeDump - in a node tree dump (debug_print_parse, _rewritten,
+ * _plan), mask in place the bytes of every constant's value, which spell
+ * it out (":constvalue 20 [ 80 0 0 0 52 49 49 ... ]"); the dump may be
+ * wrapped over several lines.
+ */
+static void
+RedactNodeDump(char *text)
+{
+	static const char tag[] = ":constvalue ";
+
+	for (char *p = strstr(text, tag); p != NULL; p = strstr(p, tag))
+	{
+		p += sizeof(tag) - 1;
+		while ((*p >= '0' && *p <= '9') || *p == ' ' || *p == '\n')
+			p++;
+		if (*p != '[')
+			continue;
+		for (; *p != '\0' && *p != ']'; p++)
+		{
+			if (*p >= '0' && *p <= '9')
+				*p = '*';
+		}
+	}
+}
+
+/*
+ * RedactNameInPlace - mask card data in a NUL-terminated name in place
+ * (digits become '*', as the trigger masks); whether it changed.
+ */
+static bool
+RedactNameInPlace(char *name, const RsOptions *opt)
+{
+	RsOptions	keep = *opt;
+	size_t		len,
+				olen,
+				nspans,
+				npans;
+	char	   *out;
+
+	if (name == NULL)
+		return false;
+	keep.keep_length = true;
+	len = strlen(name);
+	olen = rs_redacted_len(name, len, &keep, &nspans, &npans);
+	if (nspans == 0)
+		return false;
+	/* with keep_length the scrubbed text is never longer */
+	out = palloc_extended(len + 1, MCXT_ALLOC_NO_OOM);
+	if (out == NULL)
+		memset(name, '*', len);
+	else
+	{
+		rs_redact(name, len, &keep, out, &npans);
+		memcpy(name, out, olen);
+		name[olen] = '\0';
+		pfree(out);
+	}
+	return true;
+}
+
+/*
+ * RedactSessionNames - mask card data in application_name, which every log
+ * destination may print beside a message (%a, a field of csvlog and
+ * jsonlog) and any user may set.  It is masked where it is kept, so that
+ * SHOW and pg_stat_activity show the masked name too.  (The user and
+ * database names of the connection, %u and %d, are not reachable without
+ * the GSSAPI headers; see the README.)
+ */
+static void
+RedactSessionNames(const RsOptions *opt)
+{
+	if (RedactNameInPlace(application_name, opt) && IsUnderPostmaster)
+		pgstat_report_appname(application_name);
+}
+
+/*
  * RedactLogFields - scrub every field of a message: card data, then
  * webhook secrets in place.  A row of the secrets table in a detail
  * ("Failing row contains (...)") is hidden whole.
@@ -295,6 +375,8 @@ RedactLogFields(ErrorData *edata, const RsOptions *opt)
 	char	  **fields[] = {&edata->message, &edata->detail, &edata->detail_log,
 	&edata->hint, &edata->context, &edata->internalquery};
 
+	if (edata->detail != NULL)
+		RedactNodeDump(edata->detail);
 	for (int i = 0; i < (int) lengthof(fields); i++)
 	{
 		RedactLogField(fields[i], opt);
@@ -443,6 +525,7 @@ RedactEmitLog(ErrorData *edata)
 	if (payments_redact_server_log)
 	{
 		redact_scan_options(&opt, false);
+		RedactSessionNames(&opt);
 		RedactLogFields(edata, &opt);
 		scrubbed = RedactStatementCopy(edata, &opt, &hide);
 		if (hide)
