@@ -82,5 +82,21 @@ DELETE FROM bad_cols;
 DROP TRIGGER bad_delete ON bad_cols;
 SELECT payments.redact_trigger();
 
-DROP TABLE orders, tickets, bad_cols;
+-- Stored generated columns are computed after BEFORE triggers: two halves
+-- that are harmless alone make a PAN in the generated column.
+CREATE TABLE halves (a text, b text,
+    joined text GENERATED ALWAYS AS (a || ' ' || b) STORED);
+CREATE TRIGGER halves_redact BEFORE INSERT OR UPDATE ON halves
+    FOR EACH ROW EXECUTE FUNCTION payments.redact_trigger();
+INSERT INTO halves (a, b) VALUES ('4111 1111', '1111 1111');
+SELECT a, b, joined, payments.contains_pan(joined) AS joined_has_pan FROM halves;
+-- The fix the README gives: a CHECK on the generated column, which is
+-- checked after it is computed; the failing row in the error is masked.
+DELETE FROM halves;
+ALTER TABLE halves ADD CONSTRAINT joined_no_pan CHECK (NOT payments.contains_pan(joined));
+INSERT INTO halves (a, b) VALUES ('4111 1111', '1111 1111');
+INSERT INTO halves (a, b) VALUES ('order', '1234');
+SELECT a, b, joined FROM halves;
+
+DROP TABLE orders, tickets, bad_cols, halves;
 DROP DOMAIN memo;
