@@ -858,14 +858,15 @@ rs_emit(RsScan *sc, size_t start, size_t end, RsKind kind, int ndigits,
 }
 
 /*
- * rs_candidate - how many groups of w[0..n) make the longest PAN candidate
- * that starts at w[0], or 0: whole groups, a valid length, passing Luhn,
- * and (more than one group) grouped as cards are, unless a card label
- * names the chain (*label: -1 not looked for yet, else 0 or 1; chain is
- * where the chain starts).
+ * rs_candidate - how many groups of w[0..n) (total digits in all) make the
+ * longest PAN candidate that starts at w[0], or 0: whole groups, a valid
+ * length, passing Luhn, and (more than one group) grouped as cards are,
+ * unless a card label names the chain (*label: -1 not looked for yet,
+ * else 0 or 1; chain is where the chain starts).
  */
 static int
-rs_candidate(const RsScan *sc, const RsGroup *w, int n, size_t chain, int *label)
+rs_candidate(const RsScan *sc, const RsGroup *w, int n, int total, size_t chain,
+			 int *label)
 {
 	int			even = 0,		/* Luhn sums doubling even / odd positions */
 				odd = 0,
@@ -873,8 +874,16 @@ rs_candidate(const RsScan *sc, const RsGroup *w, int n, size_t chain, int *label
 				best = 0;
 	uint8_t		prefix[4];		/* the first digits, for the brand */
 
-	if (w[0].d[0] == 0)
+	if (w[0].d[0] == 0 || total < RS_PAN_MIN_LABELLED)
 		return 0;
+	/* Most starts can only begin a candidate a card label allows. */
+	if (w[0].ndigits != 4 && w[0].ndigits < RS_PAN_MIN_LABELLED)
+	{
+		if (*label < 0)
+			*label = rs_card_label(sc, chain);
+		if (!*label)
+			return 0;
+	}
 	for (int j = 0; j < n && len + w[j].ndigits <= RS_PAN_MAX; j++)
 	{
 		for (int k = 0; k < w[j].ndigits; k++, len++)
@@ -1268,7 +1277,7 @@ rs_chain(RsScan *sc, RsGroup *win)
 		}
 		if (n == 0 || sc->stopped)
 			break;
-		used = rs_candidate(sc, w, n, chain, &label);
+		used = rs_candidate(sc, w, n, total, chain, &label);
 		if (used > 0)
 		{
 			if (u.open && w[0].start >= u.end)
