@@ -30,7 +30,7 @@ CREATE TABLE r1 (id int, note text NOT NULL);
 CREATE TABLE r2 (n int);
 });
 
-# luhn_check_digit: the digit that makes the digits before it pass Luhn.
+# luhn_pan: the digits given and the check digit that makes them pass Luhn.
 sub luhn_pan
 {
 	my ($body) = @_;
@@ -67,28 +67,29 @@ like($err, qr/Failing row contains \(z+\*+\.\.\., null\)/,
 like($err, qr/CONTEXT:  COPY r2, line 1: "1\tw+\*+\.\.\."/,
 	'COPY quotes the failing line, cut and masked');
 
+# pgbench_param: run SQL once with the parameter :p = VALUE, extended
+# protocol; it must fail or succeed as ok says.
+sub pgbench_param
+{
+	my ($value, $sql, $ok, $name) = @_;
+	my $script = $node->basedir . '/param.sql';
+	open(my $fh, '>', $script) or die;
+	print $fh "\\set p $value\n$sql\n";
+	close $fh;
+	my @cmd = ('pgbench', '-n', '-M', 'extended', '-t', '1', '-f', $script,
+		'-p', $node->port, '-h', $node->host, 'postgres');
+	$ok ? $node->command_ok(\@cmd, $name) : $node->command_fails(\@cmd, $name);
+}
+
 # Bind parameters, cut by log_parameter_max_length_on_error (any user may
 # set it) and log_parameter_max_length, sent by pgbench -M extended.
-my $script = $node->basedir . '/param.sql';
-open(my $fh, '>', $script) or die;
-print $fh "\\set p $pan{param_error}\nSELECT (:p)::text::int;\n";
-close $fh;
-$node->command_fails(
-	[ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-f', $script, '-p', $node->port,
-	  '-h', $node->host, 'postgres' ],
+pgbench_param($pan{param_error}, 'SELECT (:p)::text::int;', 0,
 	'an extended-protocol statement fails with its parameter');
 $node->append_conf('postgresql.conf', "log_parameter_max_length_on_error = 15\nlog_parameter_max_length = 15\nlog_min_duration_statement = 0\n");
 $node->reload;
-$node->command_fails(
-	[ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-f', $script, '-p', $node->port,
-	  '-h', $node->host, 'postgres' ],
+pgbench_param($pan{param_error}, 'SELECT (:p)::text::int;', 0,
 	'... and again with parameters cut at 15 bytes');
-open($fh, '>', $script) or die;
-print $fh "\\set p $pan{param_statement}\nSELECT (:p)::text;\n";
-close $fh;
-$node->command_ok(
-	[ 'pgbench', '-n', '-M', 'extended', '-t', '1', '-f', $script, '-p', $node->port,
-	  '-h', $node->host, 'postgres' ],
+pgbench_param($pan{param_statement}, 'SELECT (:p)::text;', 1,
 	'a logged statement with its parameter cut at 15 bytes');
 
 # Node tree dumps: any user may turn them on.
@@ -133,7 +134,7 @@ for my $scenario (sort keys %pan)
 	my $p = $pan{$scenario};
 	for my $ext (sort keys %logs)
 	{
-		my (%seen, $leak);
+		my $leak;
 		for my $i (0 .. length($p) - 7)
 		{
 			my $part = substr($p, $i, 7);
