@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 #include "errors.h"
 
@@ -78,4 +79,20 @@ payments_error_codes(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * payments_interval_arg - argument n as an interval, ERROR 22023 naming it
+ * when any of its fields is negative.
+ */
+Interval *
+payments_interval_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	Interval   *v = PG_GETARG_INTERVAL_P(n);
+
+	if (v->month < 0 || v->day < 0 || v->time < 0)
+		ereport(ERROR,
+				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				errmsg("%s must not be negative", name));
+	return v;
 }

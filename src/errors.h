@@ -14,6 +14,7 @@
 #ifndef PAYMENTS_ERRORS_H
 #define PAYMENTS_ERRORS_H
 
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 
 /*	  X(id, sqlstate, name, retriable, http_status, meaning) */
@@ -56,5 +57,7 @@ extern const PaymentsError PaymentsErrors[PM_ERROR_COUNT];
 extern int	payments_errcode(PaymentsErrorId id);
 extern void payments_require_args(FunctionCallInfo fcinfo, int n,
 								  const char *const *names);
+extern Interval *payments_interval_arg(FunctionCallInfo fcinfo, int n,
+										const char *name);
 
 #endif							/* PAYMENTS_ERRORS_H */

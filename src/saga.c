@@ -827,11 +827,7 @@ payments_saga_recoverable(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	payments_require_args(fcinfo, 1, names);
-	stale = PG_GETARG_INTERVAL_P(0);
-	if (stale->month < 0 || stale->day < 0 || stale->time < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stale must not be negative")));
+	stale = payments_interval_arg(fcinfo, 0, "stale");
 	pm_require_writable("payments.saga_recoverable");
 	InitMaterializedSRF(fcinfo, 0);
 	args[0] = IntervalPGetDatum(stale);

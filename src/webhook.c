@@ -1158,11 +1158,7 @@ payments_webhook_secret_rotate(PG_FUNCTION_ARGS)
 	int64		id;
 
 	payments_require_args(fcinfo, 3, names);
-	overlap = PG_GETARG_INTERVAL_P(2);
-	if (overlap->time < 0 || overlap->day < 0 || overlap->month < 0)
-		ereport(ERROR,
-				errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				errmsg("overlap must not be negative"));
+	overlap = payments_interval_arg(fcinfo, 2, "overlap");
 	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 													IntervalPGetDatum(overlap)));
