@@ -43,12 +43,14 @@
 
 #include "fastpath.h"
 #include "payments.h"
+#include "stmt.h"
 
 /* What fp_exact() found; reset by a relcache invalidation. */
 typedef enum FpShape
 {
 	FP_SHAPE_UNKNOWN = 0,
 	FP_SHAPE_EXACT,
+	FP_SHAPE_CITUS,				/* in Citus's metadata: SPI only */
 	FP_SHAPE_OTHER
 } FpShape;
 
@@ -137,20 +139,6 @@ fp_open(FpTable *t, LOCKMODE mode)
 }
 
 /*
- * FpCitusLoaded - whether Citus is loaded in this server (its GUCs are
- * real, not placeholders).  Citus routes statements to shards that direct
- * access would never see, so then every fast path is off.
- */
-static bool
-FpCitusLoaded(void)
-{
-	const char *name = "citus.node_conninfo";
-
-	return GetConfigOption(name, true, false) != NULL &&
-		(GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER) == 0;
-}
-
-/*
  * FpColumnsExact - whether the columns are exactly t's.
  */
 static bool
@@ -233,8 +221,7 @@ FpShapeExact(const FpTable *t, Relation rel)
 		FpColumnsExact(t, RelationGetDescr(rel)) &&
 		FpChecksExact(t, RelationGetDescr(rel)) &&
 		OidIsValid(RelationGetPrimaryKeyIndex(rel)) &&
-		FpIndexesImmediate(rel) &&
-		!FpCitusLoaded();
+		FpIndexesImmediate(rel);
 }
 
 /*
@@ -266,9 +253,23 @@ fp_exact(FpTable *t, Relation rel)
 		t->second_index = (exact && t->second) ? FpSecondIndex(t, rel) : InvalidOid;
 		exact &= t->second == NULL || OidIsValid(t->second_index);
 		t->pkey = exact ? RelationGetPrimaryKeyIndex(rel) : InvalidOid;
-		t->shape = exact ? FP_SHAPE_EXACT : FP_SHAPE_OTHER;
+		t->shape = pm_citus_table(RelationGetRelid(rel)) ? FP_SHAPE_CITUS :
+			exact ? FP_SHAPE_EXACT : FP_SHAPE_OTHER;
 	}
 	return t->shape == FP_SHAPE_EXACT;
+}
+
+/*
+ * fp_citus - whether the open table is in Citus's metadata, so that its
+ * rows are in shards: statements that Citus cannot route (a stable
+ * function of a column in UPDATE, FOR UPDATE across shards) must then
+ * take another form.
+ */
+bool
+fp_citus(FpTable *t, Relation rel)
+{
+	(void) fp_exact(t, rel);
+	return t->shape == FP_SHAPE_CITUS;
 }
 
 /*

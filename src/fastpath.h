@@ -63,6 +63,7 @@ typedef bool (*FpRowCallback) (TupleTableSlot *slot, void *arg);
 
 extern Relation fp_open(FpTable *t, LOCKMODE mode);
 extern bool fp_exact(FpTable *t, Relation rel);
+extern bool fp_citus(FpTable *t, Relation rel);
 extern bool fp_fetch(FpTable *t, Relation rel, ScanKey keys, int nkeys,
 					 TupleTableSlot *slot);
 extern void fp_scan(FpTable *t, Relation rel, FpIndex which, ScanKey keys,

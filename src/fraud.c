@@ -579,16 +579,22 @@ PG_FUNCTION_INFO_V1(payments_fraud_rules_changed);
 /*
  * payments_fraud_rules_changed - statement trigger of payments.fraud_rules:
  * invalidate the table's relcache entry, which every session's rule cache
- * listens to (at this transaction's commit for the others).
+ * listens to (at this transaction's commit for the others).  On Citus the
+ * trigger fires on the reference table's shard on each node, a table of
+ * its own beside payments.fraud_rules: the table by its name is the one
+ * the caches know.
  */
 Datum
 payments_fraud_rules_changed(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
+	Oid			rules;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "payments_fraud_rules_changed: not called as a trigger");
-	CacheInvalidateRelcache(td->tg_relation);
+	rules = get_relname_relid("fraud_rules", RelationGetNamespace(td->tg_relation));
+	CacheInvalidateRelcacheByRelid(OidIsValid(rules) ? rules :
+								   RelationGetRelid(td->tg_relation));
 	return PointerGetDatum(NULL);
 }
 

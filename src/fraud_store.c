@@ -107,8 +107,9 @@ static PmStmt FraudStmts[FS_NSTMTS] = {
 	},
 	[FS_PURGE_VELOCITY] = {
 		"WITH gone AS (DELETE FROM " PAYMENTS_SCHEMA ".fraud_velocity"
-		" WHERE ctid = ANY (ARRAY(SELECT ctid FROM " PAYMENTS_SCHEMA ".fraud_velocity"
-		" WHERE at < $1 ORDER BY at LIMIT $2))"
+		" WHERE (key_value, key_field, at, evaluation_id) IN"
+		" (SELECT key_value, key_field, at, evaluation_id"
+		" FROM " PAYMENTS_SCHEMA ".fraud_velocity WHERE at < $1 ORDER BY at LIMIT $2)"
 		" RETURNING 1) SELECT count(*) FROM gone",
 		2, {TIMESTAMPTZOID, INT8OID}
 	},

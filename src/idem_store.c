@@ -108,9 +108,15 @@ static FpTable IdemTable = {
 	" OR locked_until OPERATOR(pg_catalog.>) $4)" \
 	" AND ($5 IS NULL OR owner_token OPERATOR(pg_catalog.=) $5)"
 
-/* The arguments of a finish: scope, key, value, now, token. */
-#define IDEM_FINISH_ARGTYPES(value) \
-	{TEXTOID, TEXTOID, value, TIMESTAMPTZOID, UUIDOID}
+/*
+ * A row the purge may delete: expired before $1 and now ($2), and not an
+ * in_flight key whose lease still runs.
+ */
+#define IDEM_WHERE_PURGEABLE \
+	" WHERE expires_at OPERATOR(pg_catalog.<) $1" \
+	" AND expires_at OPERATOR(pg_catalog.<=) $2" \
+	" AND (state OPERATOR(pg_catalog.<>) 'in_flight'" \
+	" OR locked_until IS NULL OR locked_until OPERATOR(pg_catalog.<=) $2)"
 
 /* A whole new in_flight row: $1 scope .. $9 token, as in IdemRowArgs. */
 #define IDEM_ROW_ARGTYPES \
@@ -124,11 +130,10 @@ typedef enum IdemStmtId
 	IDEM_STMT_LOCK,
 	IDEM_STMT_OVERWRITE,
 	IDEM_STMT_TAKEOVER,
-	IDEM_STMT_CHECKPOINT,
-	IDEM_STMT_COMPLETE,
-	IDEM_STMT_FAIL,
+	IDEM_STMT_FINISH,
 	IDEM_STMT_FORGET,
 	IDEM_STMT_PURGE,
+	IDEM_STMT_PURGE_CITUS,
 	IDEM_NSTMTS
 } IdemStmtId;
 
@@ -163,51 +168,42 @@ static PmStmt IdemStmts[IDEM_NSTMTS] = {
 		" owner_token = $5" IDEM_WHERE_KEY,
 		5, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, UUIDOID}
 	},
-	[IDEM_STMT_CHECKPOINT] = {
-		"UPDATE " IDEM_QUALIFIED " SET recovery_point = $3,"
-		" locked_until = $4 OPERATOR(pg_catalog.+) lease,"
-		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) lease)"
-		IDEM_WHERE_LIVE,
-		5, IDEM_FINISH_ARGTYPES(TEXTOID)
-	},
-	/* a result stays replayable for at least ttl after it was stored */
-	[IDEM_STMT_COMPLETE] = {
-		"UPDATE " IDEM_QUALIFIED " SET state = 'completed',"
-		" response = $3, locked_until = NULL,"
-		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) ttl)"
-		IDEM_WHERE_LIVE,
-		5, IDEM_FINISH_ARGTYPES(JSONBOID)
-	},
-	[IDEM_STMT_FAIL] = {
-		"UPDATE " IDEM_QUALIFIED " SET state = 'failed',"
-		" error = $3, locked_until = NULL,"
-		" expires_at = GREATEST(expires_at, $4 OPERATOR(pg_catalog.+) ttl)"
-		IDEM_WHERE_LIVE,
-		5, IDEM_FINISH_ARGTYPES(JSONBOID)
+	/*
+	 * the new values of a finished row, computed by IdemFinishValues from
+	 * the row locked by IDEM_STMT_LOCK: Citus, which plans this too, cannot
+	 * run "now + ttl" (a stable function of a column) on its shards
+	 */
+	[IDEM_STMT_FINISH] = {
+		"UPDATE " IDEM_QUALIFIED " SET state = $3, recovery_point = $4,"
+		" response = $5, error = $6, locked_until = $7, expires_at = $8"
+		IDEM_WHERE_KEY,
+		8, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, JSONBOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
 	[IDEM_STMT_FORGET] = {
 		"DELETE FROM " IDEM_QUALIFIED IDEM_WHERE_LIVE,
-		5, IDEM_FINISH_ARGTYPES(TIMESTAMPTZOID)
+		5, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, UUIDOID}
 	},
 	[IDEM_STMT_PURGE] = {
 		"DELETE FROM " IDEM_QUALIFIED " WHERE ctid OPERATOR(pg_catalog.=) ANY"
-		" (ARRAY(SELECT ctid FROM " IDEM_QUALIFIED
-		" WHERE expires_at OPERATOR(pg_catalog.<) $1"
-		" AND expires_at OPERATOR(pg_catalog.<=) $2"
-		" AND (state OPERATOR(pg_catalog.<>) 'in_flight'"
-		" OR locked_until IS NULL OR locked_until OPERATOR(pg_catalog.<=) $2)"
+		" (ARRAY(SELECT ctid FROM " IDEM_QUALIFIED IDEM_WHERE_PURGEABLE
 		" LIMIT $3 FOR UPDATE SKIP LOCKED))",
+		3, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID}
+	},
+	/*
+	 * on Citus, which locks no rows across shards: a batch picked without
+	 * locks, and each row checked again when the DELETE has it locked (it
+	 * waits for a row another transaction holds)
+	 */
+	[IDEM_STMT_PURGE_CITUS] = {
+		"DELETE FROM " IDEM_QUALIFIED IDEM_WHERE_PURGEABLE
+		" AND (scope, key) IN (SELECT scope, key FROM " IDEM_QUALIFIED
+		IDEM_WHERE_PURGEABLE " LIMIT $3)",
 		3, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID}
 	},
 };
 
-/* The statement of each kind of finish, and its name in messages. */
-static const IdemStmtId IdemFinishStmts[] = {
-	[IDEM_FINISH_CHECKPOINT] = IDEM_STMT_CHECKPOINT,
-	[IDEM_FINISH_COMPLETE] = IDEM_STMT_COMPLETE,
-	[IDEM_FINISH_FAIL] = IDEM_STMT_FAIL,
-	[IDEM_FINISH_FORGET] = IDEM_STMT_FORGET,
-};
+/* The name of each kind of finish in messages. */
 static const char *const IdemFinishCommands[] = {
 	[IDEM_FINISH_CHECKPOINT] = "payments.idempotency_checkpoint",
 	[IDEM_FINISH_COMPLETE] = "payments.idempotency_complete",
@@ -603,25 +599,66 @@ IdemFinishFast(const IdemKey *k, IdemFinishKind kind, Datum value,
 }
 
 /*
- * IdemFinishSpi - the finish as its statement.
+ * IdemForgetSpi - the forget as its statement.
  */
 static bool
-IdemFinishSpi(const IdemKey *k, IdemFinishKind kind, Datum value,
-			  Relation rel)
+IdemForgetSpi(const IdemKey *k, Relation rel)
 {
 	Datum		args[5] = {PointerGetDatum(k->scope), PointerGetDatum(k->key),
-		value, TimestampTzGetDatum(k->now),
+		TimestampTzGetDatum(k->now), TimestampTzGetDatum(k->now),
 	UUIDPGetDatum(k->token)};
 	char		nulls[5] = {' ', ' ', ' ', ' ', k->token ? ' ' : 'n'};
 	PmSpiCall	call;
 	uint64		n;
 
-	if (kind == IDEM_FINISH_FORGET)
-		args[2] = TimestampTzGetDatum(k->now);
 	IdemSpiBegin(&call, rel);
-	n = pm_stmt_exec(&IdemStmts[IdemFinishStmts[kind]], args, nulls);
+	n = pm_stmt_exec(&IdemStmts[IDEM_STMT_FORGET], args, nulls);
 	pm_spi_end(&call);
 	return n > 0;
+}
+
+/*
+ * IdemFinishSpi - a checkpoint, complete or fail through statements: the
+ * row locked FOR UPDATE, checked and changed as IdemFinishFast does.
+ */
+static bool
+IdemFinishSpi(const IdemKey *k, IdemFinishKind kind, Datum value,
+			  Relation rel)
+{
+	Datum		key[2] = {PointerGetDatum(k->scope), PointerGetDatum(k->key)};
+	Datum		v[IDEM_NATTS];
+	bool		n[IDEM_NATTS] = {false};
+	Datum		args[8];
+	char		nulls[8];
+	PmSpiCall	call;
+	bool		live = false;
+
+	IdemSpiBegin(&call, rel);
+	if (pm_stmt_exec(&IdemStmts[IDEM_STMT_LOCK], key, NULL) > 0)
+	{
+		for (int i = 0; i < IDEM_ROW_NCOLS; i++)
+			v[IA_FINGERPRINT - 1 + i] = pm_stmt_value(0, i + 1,
+													  &n[IA_FINGERPRINT - 1 + i]);
+		live = IdemLiveFor(k, v, n);
+	}
+	if (live)
+	{
+		IdemFinishValues(k, kind, value, v, n);
+		args[0] = key[0];
+		args[1] = key[1];
+		for (int i = 0; i < 6; i++)
+		{
+			static const int cols[6] = {IA_STATE, IA_RECOVERY_POINT,
+			IA_RESPONSE, IA_ERROR, IA_LOCKED_UNTIL, IA_EXPIRES_AT};
+
+			args[2 + i] = v[cols[i] - 1];
+			nulls[2 + i] = n[cols[i] - 1] ? 'n' : ' ';
+		}
+		nulls[0] = nulls[1] = ' ';
+		pm_stmt_exec(&IdemStmts[IDEM_STMT_FINISH], args, nulls);
+	}
+	pm_spi_end(&call);
+	return live;
 }
 
 /*
@@ -638,6 +675,8 @@ idem_store_finish(const IdemKey *k, IdemFinishKind kind, Datum value)
 	rel = fp_open(&IdemTable, RowExclusiveLock);
 	if (fp_exact(&IdemTable, rel))
 		done = IdemFinishFast(k, kind, value, rel);
+	else if (kind == IDEM_FINISH_FORGET)
+		done = IdemForgetSpi(k, rel);
 	else
 		done = IdemFinishSpi(k, kind, value, rel);
 	table_close(rel, NoLock);
@@ -659,6 +698,8 @@ idem_store_purge(TimestampTz before, int64 max_rows)
 	int32		batch;
 	uint64		n;
 	Relation	rel = fp_open(&IdemTable, RowExclusiveLock);
+	PmStmt	   *purge = &IdemStmts[fp_citus(&IdemTable, rel) ?
+								   IDEM_STMT_PURGE_CITUS : IDEM_STMT_PURGE];
 	PmSpiCall	call;
 
 	IdemSpiBegin(&call, rel);
@@ -670,7 +711,7 @@ idem_store_purge(TimestampTz before, int64 max_rows)
 		if (batch == 0)
 			break;
 		args[2] = Int32GetDatum(batch);
-		n = pm_stmt_exec(&IdemStmts[IDEM_STMT_PURGE], args, NULL);
+		n = pm_stmt_exec(purge, args, NULL);
 		total += n;
 	} while (n == (uint64) batch);
 	pm_spi_end(&call);

@@ -108,6 +108,7 @@ typedef enum SagaStmtId
 	SG_STMT_LOCK,
 	SG_STMT_MOVE,
 	SG_STMT_RECOVER,
+	SG_STMT_RECOVER_CITUS,
 	SG_NSTMTS
 } SagaStmtId;
 
@@ -163,6 +164,21 @@ static PmStmt SagaStmts[SG_NSTMTS] = {
 		" SET claimed_until = pg_catalog.now() + $1, claimed_by = $2"
 		" FROM c WHERE s.id = c.id"
 		" RETURNING s.id, s.name, s.state, s.steps, s.position, s.attempts, s.updated_at",
+		2, {INTERVALOID, TEXTOID}
+	},
+	/*
+	 * the same on Citus, which locks no rows across shards: a saga being
+	 * claimed is waited for, then checked again, so two callers still
+	 * never get the same one
+	 */
+	[SG_STMT_RECOVER_CITUS] = {
+		"WITH c AS (UPDATE " PAYMENTS_SCHEMA ".sagas"
+		" SET claimed_until = pg_catalog.now() + $1, claimed_by = $2"
+		" WHERE state IN ('running', 'compensating')"
+		" AND updated_at < pg_catalog.now() - $1"
+		" AND (claimed_until IS NULL OR claimed_until < pg_catalog.now())"
+		" RETURNING id, name, state, steps, position, attempts, updated_at)"
+		" SELECT * FROM c ORDER BY updated_at, id",
 		2, {INTERVALOID, TEXTOID}
 	},
 };
@@ -823,6 +839,8 @@ payments_saga_recoverable(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Interval   *stale;
 	Datum		args[2];
+	Oid			owner;
+	Oid			relid;
 	PmSpiCall	call;
 	uint64		n;
 
@@ -834,8 +852,11 @@ payments_saga_recoverable(PG_FUNCTION_ARGS)
 	args[1] = CStringGetTextDatum(psprintf("%s (pid %d)",
 										   GetUserNameFromId(GetUserId(), false),
 										   MyProcPid));
-	pm_spi_begin(&call, SagaOwner());
-	n = pm_stmt_exec(&SagaStmts[SG_STMT_RECOVER], args, NULL);
+	owner = pm_table_owner("sagas", &relid);
+	pm_spi_begin(&call, owner);
+	n = pm_stmt_exec(&SagaStmts[pm_citus_table(relid) ?
+								SG_STMT_RECOVER_CITUS : SG_STMT_RECOVER],
+					 args, NULL);
 	for (uint64 i = 0; i < n; i++)
 		SagaRecoverableRow(rsinfo, i, call.caller);
 	pm_spi_end(&call);

@@ -17,12 +17,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "miscadmin.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -214,4 +219,47 @@ pm_require_writable(const char *function)
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot call %s in a read-only transaction", function),
 				 errhint("Call it in a read-write transaction on the primary (default_transaction_read_only, or a connection routed to a standby, makes a transaction read-only).")));
+}
+
+/*
+ * CitusLoaded - whether Citus is loaded in this server (its GUCs are real,
+ * not placeholders).
+ */
+static bool
+CitusLoaded(void)
+{
+	const char *name = "citus.node_conninfo";
+
+	return GetConfigOption(name, true, false) != NULL &&
+		(GetConfigOptionFlags(name, true) & GUC_CUSTOM_PLACEHOLDER) == 0;
+}
+
+/*
+ * pm_citus_table - whether Citus has the table in its metadata
+ * (pg_dist_partition): distributed, reference or Citus-managed local.  Its
+ * rows are then in shards, which only statements that Citus plans reach;
+ * the coordinator's own table is an empty shell.
+ */
+bool
+pm_citus_table(Oid relid)
+{
+	Oid			catalog;
+	Relation	dist;
+	SysScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	if (!CitusLoaded())
+		return false;
+	catalog = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	if (!OidIsValid(catalog))
+		return false;			/* loaded, but CREATE EXTENSION citus not run */
+	dist = table_open(catalog, AccessShareLock);
+	/* its first column is logicalrelid */
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(dist, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(dist, AccessShareLock);
+	return found;
 }

@@ -55,5 +55,6 @@ extern Datum pm_stmt_value(uint64 row, int col, bool *isnull);
 extern Datum pm_stmt_value_copy(uint64 row, int col, bool *isnull);
 extern Oid	pm_table_owner(const char *relname, Oid *relid);
 extern void pm_require_writable(const char *function);
+extern bool pm_citus_table(Oid relid);
 
 #endif							/* PAYMENTS_STMT_H */

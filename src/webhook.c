@@ -724,19 +724,17 @@ static PmStmt WhStmts[WH_NSTMTS] = {
 		" (endpoint, reason, body_sha256, received_at) VALUES ($1, $2, $3, $4)",
 		4, {TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}
 	},
-	/* signature headers are dropped: they are useless once verified */
+	/*
+	 * signature headers ($6, found by WhSignatureKeys) are dropped: they are
+	 * useless once verified.  VALUES, with no subquery, so that Citus routes
+	 * it to the event's shard.
+	 */
 	[WH_STMT_STORE] = {
 		"INSERT INTO " PAYMENTS_SCHEMA ".webhook_inbox"
 		" (endpoint, event_id, headers, body, received_at)"
-		" SELECT $1, $2, COALESCE("
-		"   (SELECT pg_catalog.jsonb_object_agg(h.key, h.value)"
-		"    FROM pg_catalog.jsonb_each($3) AS h"
-		"    WHERE pg_catalog.lower(h.key) <> ALL (ARRAY['stripe-signature',"
-		"     'webhook-signature', 'x-hub-signature-256', 'x-hub-signature',"
-		"     'x-shopify-hmac-sha256', 'x-slack-signature'])),"
-		"   '{}'::pg_catalog.jsonb), $4, $5"
+		" VALUES ($1, $2, $3 OPERATOR(pg_catalog.-) $6, $4, $5)"
 		" ON CONFLICT (endpoint, event_id) DO NOTHING RETURNING id",
-		5, {TEXTOID, TEXTOID, JSONBOID, BYTEAOID, TIMESTAMPTZOID}
+		6, {TEXTOID, TEXTOID, JSONBOID, BYTEAOID, TIMESTAMPTZOID, TEXTARRAYOID}
 	},
 	[WH_STMT_EXISTING] = {
 		"SELECT id FROM " PAYMENTS_SCHEMA ".webhook_inbox"
@@ -857,6 +855,47 @@ WhLoadKeys(const WhScheme *s, WhDelivery *d, WhKey **keys)
 }
 
 /*
+ * WhIsSignatureHeader - whether a header name (any case) carries a
+ * signature of one of the schemes, or GitHub's old SHA-1 one.
+ */
+static bool
+WhIsSignatureHeader(const char *name, int len)
+{
+	static const char *const extra = "x-hub-signature";
+
+	for (size_t i = 0; i < lengthof(WhSchemes); i++)
+	{
+		const char *sig = WhSchemes[i].headers[WH_SLOT_SIG];
+
+		if (strlen(sig) == (size_t) len && pg_strncasecmp(sig, name, len) == 0)
+			return true;
+	}
+	return strlen(extra) == (size_t) len && pg_strncasecmp(extra, name, len) == 0;
+}
+
+/*
+ * WhSignatureKeys - the signature headers' names as they are spelt in the
+ * headers object, as a text[] for jsonb's "-" operator.
+ */
+static Datum
+WhSignatureKeys(Jsonb *headers)
+{
+	ArrayBuildState *keys = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	JsonbIterator *it = JsonbIteratorInit(&headers->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY && WhIsSignatureHeader(v.val.string.val, v.val.string.len))
+			accumArrayResult(keys, PointerGetDatum(cstring_to_text_with_len(v.val.string.val,
+																			 v.val.string.len)),
+							 false, TEXTOID, CurrentMemoryContext);
+	}
+	return makeArrayResult(keys, CurrentMemoryContext);
+}
+
+/*
  * WhStore - insert an accepted delivery unless (endpoint, event id) is
  * already there; a concurrent insert of the same event waits for the other
  * transaction.  Returns whether it was new; *inbox_id is the row's id, or
@@ -865,8 +904,9 @@ WhLoadKeys(const WhScheme *s, WhDelivery *d, WhKey **keys)
 static bool
 WhStore(WhDelivery *d, Datum event_id, int64 *inbox_id)
 {
-	Datum		args[5] = {d->endpoint, event_id, JsonbPGetDatum(d->headers),
-	PointerGetDatum(d->body), TimestampTzGetDatum(d->at)};
+	Datum		args[6] = {d->endpoint, event_id, JsonbPGetDatum(d->headers),
+		PointerGetDatum(d->body), TimestampTzGetDatum(d->at),
+	WhSignatureKeys(d->headers)};
 	bool		isnull;
 	bool		inserted = WhExec(WH_STMT_STORE, args) > 0;
 

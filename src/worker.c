@@ -98,6 +98,7 @@ static WorkerShared *Worker = NULL;
 typedef enum WorkerStmtId
 {
 	WK_STMT_INSTALLED,
+	WK_STMT_COORDINATOR,
 	WK_STMT_SCHEDULE,
 	WK_STMT_WINDOW,
 	WK_STMT_PURGE_KEYS,
@@ -113,8 +114,16 @@ typedef enum WorkerStmtId
 	" AND gateway_source = 'payments.gateway_report'"
 
 static PmStmt WorkerStmts[WK_NSTMTS] = {
+	/* whether payments is installed, and Citus */
 	[WK_STMT_INSTALLED] = {
-		"SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'payments'",
+		"SELECT pg_catalog.bool_or(extname = 'payments'),"
+		" pg_catalog.bool_or(extname = 'citus')"
+		" FROM pg_catalog.pg_extension WHERE extname IN ('payments', 'citus')",
+		0, {0}
+	},
+	/* run only where Citus is installed */
+	[WK_STMT_COORDINATOR] = {
+		"SELECT pg_catalog.citus_is_coordinator()",
 		0, {0}
 	},
 	/*
@@ -390,6 +399,7 @@ typedef struct WorkerSchedule
 {
 	bool		run_now;
 	bool		installed;
+	bool		citus_worker;	/* a Citus worker node: nothing to do */
 	DateADT		first;			/* first > last: nothing to run */
 	DateADT		last;
 	TimestampTz next_run;		/* 0: none scheduled */
@@ -416,8 +426,12 @@ WorkerTaskSchedule(void *arg)
 	s->first = 1;
 	s->last = 0;
 	s->next_run = 0;
-	s->installed = pm_stmt_exec(&WorkerStmts[WK_STMT_INSTALLED], NULL, NULL) > 0;
-	if (!s->installed || (!scheduled && !s->run_now))
+	pm_stmt_exec(&WorkerStmts[WK_STMT_INSTALLED], NULL, NULL);
+	s->installed = DatumGetBool(pm_stmt_value(0, 1, &isnull)) && !isnull;
+	s->citus_worker = DatumGetBool(pm_stmt_value(0, 2, &isnull)) && !isnull &&
+		pm_stmt_exec(&WorkerStmts[WK_STMT_COORDINATOR], NULL, NULL) > 0 &&
+		!DatumGetBool(pm_stmt_value(0, 1, &isnull));
+	if (!s->installed || s->citus_worker || (!scheduled && !s->run_now))
 		return;
 	args[0] = CStringGetTextDatum(WorkerTimezone);
 	args[1] = DirectFunctionCall1(time_in, CStringGetDatum(s->run_now || !scheduled ?
@@ -546,6 +560,12 @@ WorkerPass(bool run_now)
 	if (!s.installed)
 	{
 		WorkerSetState("waiting for CREATE EXTENSION payments");
+		return wait_ms;
+	}
+	if (s.citus_worker)
+	{
+		/* the coordinator's worker reconciles and purges the whole cluster */
+		WorkerSetState("idle: a Citus worker node");
 		return wait_ms;
 	}
 	for (DateADT day = s.first; day <= s.last; day++)
