@@ -18,9 +18,16 @@ PG_CFLAGS += -Wall -Wextra -Wno-unused-parameter
 # They live in sql/modules/, because pg_regress would take a file
 # sql/NAME.sql as the input of the test NAME.
 SQL_SOURCES = sql/modules/core.sql sql/modules/idempotency.sql sql/modules/webhook.sql sql/modules/redact.sql \
-	sql/modules/fraud.sql sql/modules/reconcile.sql sql/modules/saga.sql
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+	sql/modules/fraud.sql sql/modules/reconcile.sql sql/modules/saga.sql \
+	sql/modules/citus.sql
+#
+# Released versions: sql/released/ keeps each one's install script as it
+# shipped, and an upgrade script to the current version is built from
+# sql/upgrade/FROM--TO.sql and the modules that version added.  When a
+# version is released, its built scripts are frozen into sql/released/.
+UPGRADES = sql/$(EXTENSION)--0.1--0.2.sql
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql $(UPGRADES)
+DATA = $(wildcard sql/released/$(EXTENSION)--*.sql)
 
 # Tests: file names are the test lists, so adding a file adds a test.
 REGRESS = $(basename $(notdir $(sort $(wildcard test/sql/*.sql))))
@@ -42,8 +49,11 @@ include $(PGXS)
 # Headers are few and small: any change to one rebuilds every object.
 $(OBJS) $(OBJS:.o=.bc): $(wildcard src/*.h)
 
-$(DATA_built): $(SQL_SOURCES) payments.control
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_SOURCES) payments.control
 	cat $(SQL_SOURCES) > $@
+
+sql/$(EXTENSION)--0.1--0.2.sql: sql/upgrade/0.1--0.2.sql sql/modules/citus.sql
+	cat $^ > $@
 
 .PHONY: check-regress check-isolation check-tap check-fuzz
 

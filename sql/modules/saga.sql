@@ -36,9 +36,12 @@ CREATE INDEX sagas_in_flight_idx ON payments.sagas (created_at)
 COMMENT ON TABLE payments.sagas IS
     'one row per saga: state, steps, context, progress (position, attempts, updated_at) and recovery claim';
 
--- Append-only: every transition, with its time and detail.
+-- Append-only: every transition, with its time and detail.  The key leads
+-- with saga_id, so that on Citus the events are distributed with their saga
+-- (a unique constraint there must contain the distribution column); id is
+-- unique by its sequence.
 CREATE TABLE payments.saga_events (
-    id         bigserial PRIMARY KEY,
+    id         bigserial NOT NULL,
     saga_id    text COLLATE pg_catalog."C" NOT NULL
                    REFERENCES payments.sagas ON DELETE CASCADE,
     at         timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
@@ -47,10 +50,9 @@ CREATE TABLE payments.saga_events (
     attempt    integer,
     from_state text,
     to_state   text NOT NULL,
-    detail     jsonb
+    detail     jsonb,
+    PRIMARY KEY (saga_id, id)
 );
-
-CREATE INDEX saga_events_saga_id_idx ON payments.saga_events (saga_id, id);
 
 COMMENT ON TABLE payments.saga_events IS
     'append-only log of every saga transition: event, step, attempt, states before and after, detail';

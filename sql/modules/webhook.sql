@@ -39,18 +39,21 @@ CREATE INDEX webhook_secrets_endpoint_idx ON payments.webhook_secrets (endpoint)
 COMMENT ON TABLE payments.webhook_secrets IS
     'signing secrets of the endpoints; several are live at once during a rotation; live while expires_at is NULL or later than the delivery';
 
--- Accepted deliveries, one per (endpoint, event id): the unique index is
--- what deduplicates redeliveries.
+-- Accepted deliveries, one per (endpoint, event id): the primary key is
+-- what deduplicates redeliveries.  It holds event_id, so that on Citus the
+-- inbox can be distributed by it; id (returned as inbox_id) is unique by
+-- its sequence and indexed for lookups.
 CREATE TABLE payments.webhook_inbox (
-    id bigserial PRIMARY KEY,
+    id bigserial NOT NULL,
     endpoint text NOT NULL,
     event_id text NOT NULL,
     headers jsonb NOT NULL,
     body bytea NOT NULL,
     received_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (endpoint, event_id)
+    PRIMARY KEY (endpoint, event_id)
 );
 
+CREATE INDEX webhook_inbox_id_idx ON payments.webhook_inbox (id);
 CREATE INDEX webhook_inbox_received_at_idx ON payments.webhook_inbox (received_at);
 
 COMMENT ON TABLE payments.webhook_inbox IS
