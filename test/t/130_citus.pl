@@ -59,7 +59,12 @@ $coord->safe_psql('postgres', qq{
 	SELECT citus_add_node('127.0.0.1', @{[ $w1->port ]});
 	SELECT citus_add_node('127.0.0.1', @{[ $w2->port ]});
 	CREATE EXTENSION payments;
+	SELECT payments.idempotency_begin('before-1', '{}');
+	INSERT INTO payments.ledger VALUES ('tx-before', 1, 'USD', 'captured', now());
 });
+
+my ($code, $out, $err) = $w1->psql('postgres', 'SELECT payments.citus_distribute()');
+like($err, qr/must be called on the coordinator/, 'citus_distribute on a worker node: refused');
 
 # the layout
 my $layout = $coord->safe_psql('postgres', q{
@@ -96,6 +101,11 @@ is($coord->safe_psql('postgres', q{
 	SELECT count(*) FROM pg_dist_object
 	WHERE objid::regprocedure::text LIKE 'payments.%' AND distribution_argument_index IS NOT NULL}),
 	'7', 'the key-addressed functions are distributed functions');
+
+is($coord->safe_psql('postgres', q{
+	SELECT (SELECT state FROM payments.idempotency_keys WHERE key = 'before-1') || ' '
+		|| (SELECT count(*) FROM payments.ledger WHERE transaction_id = 'tx-before')}),
+	'in_flight 1', 'rows written before citus_distribute are in the shards');
 
 my @shell_tables = qw(idempotency_keys webhook_inbox sagas saga_events
   fraud_evaluations fraud_velocity ledger gateway_report);
@@ -158,7 +168,7 @@ is($coord->safe_psql('postgres', q{
 my $stat = q{SELECT value FROM payments.stats WHERE name = 'idempotency_started'};
 is($w1->safe_psql('postgres', $stat) + $w2->safe_psql('postgres', $stat), 1,
 	'the delegated begin ran on a worker node');
-my ($code) = $coord->psql('postgres', q{
+($code) = $coord->psql('postgres', q{
 	SELECT * FROM payments.idempotency_begin('direct-1', '{"a": 2}')});
 isnt($code, 0, 'another request under the same key is refused (PM001)');
 
@@ -177,8 +187,8 @@ is($coord->safe_psql('postgres', q{SELECT payments.idempotency_purge(now(), 5)})
 is($coord->safe_psql('postgres', q{SELECT payments.idempotency_purge(now())}),
 	$coord->safe_psql('postgres', q{SELECT count(DISTINCT k) - 5 FROM race_log}),
 	'purge without a limit deletes the rest');
-is($coord->safe_psql('postgres', q{SELECT count(*) FROM payments.idempotency_keys}), '1',
-	'the key that has not expired is kept');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM payments.idempotency_keys}), '2',
+	'the keys that have not expired are kept');
 
 # ---- webhooks ----
 my $secret = 'whsec_citus_test';
@@ -264,7 +274,7 @@ is($coord->safe_psql('postgres', q{
 		- get_shard_id_for_distribution_column('payments.saga_events', e.saga_id)
 		FROM payments.saga_events e) AS d}), '1',
 	'each saga\'s events are in the shard colocated with the saga');
-($code, my $out, my $err) = $coord->psql('postgres',
+($code, $out, $err) = $coord->psql('postgres',
 	q{DELETE FROM payments.saga_events WHERE saga_id = 'order-1'});
 like($err, qr/append-only/, 'the saga log stays append-only on the shards');
 $coord->safe_psql('postgres', qq{
