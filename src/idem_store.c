@@ -203,6 +203,12 @@ static PmStmt IdemStmts[IDEM_NSTMTS] = {
 	},
 };
 
+/* The columns IDEM_STMT_FINISH sets, $3 onwards. */
+static const int IdemFinishColumns[] = {
+	IA_STATE, IA_RECOVERY_POINT, IA_RESPONSE, IA_ERROR, IA_LOCKED_UNTIL,
+	IA_EXPIRES_AT
+};
+
 /* The name of each kind of finish in messages. */
 static const char *const IdemFinishCommands[] = {
 	[IDEM_FINISH_CHECKPOINT] = "payments.idempotency_checkpoint",
@@ -646,15 +652,12 @@ IdemFinishSpi(const IdemKey *k, IdemFinishKind kind, Datum value,
 		IdemFinishValues(k, kind, value, v, n);
 		args[0] = key[0];
 		args[1] = key[1];
-		for (int i = 0; i < 6; i++)
-		{
-			static const int cols[6] = {IA_STATE, IA_RECOVERY_POINT,
-			IA_RESPONSE, IA_ERROR, IA_LOCKED_UNTIL, IA_EXPIRES_AT};
-
-			args[2 + i] = v[cols[i] - 1];
-			nulls[2 + i] = n[cols[i] - 1] ? 'n' : ' ';
-		}
 		nulls[0] = nulls[1] = ' ';
+		for (size_t i = 0; i < lengthof(IdemFinishColumns); i++)
+		{
+			args[2 + i] = v[IdemFinishColumns[i] - 1];
+			nulls[2 + i] = n[IdemFinishColumns[i] - 1] ? 'n' : ' ';
+		}
 		pm_stmt_exec(&IdemStmts[IDEM_STMT_FINISH], args, nulls);
 	}
 	pm_spi_end(&call);
