@@ -10,6 +10,7 @@
 #   when 8 sessions deliver them at once;
 # - a saga runs to completion and another is compensated, their events in
 #   the shards of their saga; the saga log stays append-only on the shards;
+#   8 sessions claiming stalled sagas at once never claim one twice;
 # - fraud velocity counts across evaluations and a rule change reaches a
 #   session that cached the rules;
 # - reconcile on the distributed ledger and report gives the plain node's
@@ -287,6 +288,23 @@ is($coord->safe_psql('postgres', q{
 is($coord->safe_psql('postgres', q{
 	SELECT count(*) FROM payments.saga_recoverable('5 minutes')}), '0',
 	'once');
+
+# 40 stalled sagas, 8 sessions claiming them at once: each claimed once
+$coord->safe_psql('postgres', qq{
+	SELECT payments.saga_start('checkout', $steps, '{}', saga_id => 'stalled-' || i)
+	FROM generate_series(1, 40) AS i;
+	UPDATE payments.sagas SET updated_at = now() - interval '1 hour' WHERE id LIKE 'stalled-%';
+	CREATE TABLE claims (saga_id text, by_pid int);
+});
+$coord->pgbench(
+	'--no-vacuum --client=8 --jobs=2 --transactions=10',
+	0, [qr{processed: 80/80}], [],
+	'8 sessions claim stalled sagas at once',
+	{ 'citus_recover' => "INSERT INTO claims SELECT saga_id, pg_backend_pid() FROM payments.saga_recoverable('5 minutes');
+" });
+is($coord->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || count(DISTINCT saga_id) FROM claims}), '40 40',
+	'every stalled saga claimed, none twice');
 
 # ---- fraud ----
 $coord->safe_psql('postgres', q{
