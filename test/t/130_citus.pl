@@ -15,6 +15,8 @@
 #   session that cached the rules;
 # - reconcile on the distributed ledger and report gives the plain node's
 #   rows;
+# - an application role (not a superuser) works through the coordinator
+#   and cannot read the tables;
 # - the background worker works on the coordinator only.
 # Skipped when Citus is not installed (../shared/tools/citus-build.sh).
 use strict;
@@ -357,6 +359,30 @@ is($coord->safe_psql('postgres', $findings), $want,
 my $summary = q{SELECT summary FROM payments.reconciliation_runs};
 is($coord->safe_psql('postgres', $summary), $plain->safe_psql('postgres', $summary),
 	'and the same summary');
+
+# ---- an application role, not a superuser ----
+$coord->safe_psql('postgres', q{
+	CREATE ROLE app LOGIN;
+	GRANT USAGE ON SCHEMA payments TO app;
+});
+is($coord->safe_psql('postgres', q{
+	SELECT payments.idempotency_begin('app-1', '{"a": 1}');
+	SELECT payments.idempotency_complete('app-1', '{"ok": 1}');
+	BEGIN;
+	SELECT payments.idempotency_begin('app-2', '{"a": 1}');
+	SELECT payments.idempotency_complete('app-2', '{"ok": 1}');
+	COMMIT;
+	SELECT string_agg(outcome, ' ' ORDER BY k)
+	FROM unnest(ARRAY['app-1', 'app-2']) AS k, payments.idempotency_begin(k, '{"a": 1}');
+	SELECT payments.saga_start('checkout', '[{"name": "a"}]', '{}', saga_id => 'app-saga');
+	SELECT payments.saga_record('app-saga', 'a', 'succeeded');
+	SELECT decision FROM payments.fraud_evaluate('{"user_id": "app"}');
+}, extra_params => [ '-U', 'app' ]) =~ s/^.*\n(?=completed completed)//sr,
+	"completed completed\napp-saga\ncompleted\napprove",
+	'an application role: keys delegated and routed, a saga, an evaluation');
+($code, $out, $err) = $coord->psql('postgres', 'SELECT count(*) FROM payments.idempotency_keys',
+	extra_params => [ '-U', 'app' ]);
+like($err, qr/permission denied/, 'and it cannot read the keys table');
 
 # ---- the background worker ----
 ok($coord->poll_query_until('postgres', q{
