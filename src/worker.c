@@ -61,6 +61,14 @@
 #define WORKER_PURGE_BATCH 1000
 #define WORKER_PURGE_MAX_BATCHES 100
 
+/*
+ * How often, at most, the worker looks for CREATE EXTENSION payments.  No
+ * wake-up reaches it from the creating transaction (on a Citus worker node
+ * that is a prepared transaction committed by another session), so it
+ * polls, with one catalog lookup.
+ */
+#define WORKER_INSTALL_POLL_MS 5000L
+
 #define WORKER_STATE_LEN 64
 #define WORKER_ERROR_LEN 512
 
@@ -560,7 +568,7 @@ WorkerPass(bool run_now)
 	if (!s.installed)
 	{
 		WorkerSetState("waiting for CREATE EXTENSION payments");
-		return wait_ms;
+		return Min(wait_ms, WORKER_INSTALL_POLL_MS);
 	}
 	if (s.citus_worker)
 	{

@@ -165,6 +165,15 @@ $node->reload;
 ok($node->poll_query_until('postgres', q{
 		SELECT database = 'shop2' AND state = 'waiting for CREATE EXTENSION payments'
 		FROM payments.worker_status}), 'a new payments.database moves the worker there');
+# it looks for the extension every 5 seconds, whatever the naptime: no
+# wake-up reaches it from the creating transaction
+$node->safe_psql('postgres', 'ALTER SYSTEM SET payments.worker_naptime = 3600');
+$node->reload;
+$node->safe_psql('shop2', 'CREATE EXTENSION payments');
+ok($node->poll_query_until('postgres', q{
+		SELECT database = 'shop2' AND state = 'idle' FROM payments.worker_status}),
+	'with a long naptime, it finds CREATE EXTENSION in its database');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET payments.worker_naptime');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET payments.database');
 $node->reload;
 ok($node->poll_query_until('postgres', q{
