@@ -7,7 +7,9 @@
  * skipped 64 or 16 at a time with SSE2 (8 at a time without), and every
  * finding is decided around a run of digits with bounded local look-around
  * (a hex token is skipped whole once seen), so the pass is linear and never
- * backtracks.  Text without a digit yields no span at all.
+ * backtracks.  Text without a digit yields no span at all, and a first
+ * look at the chains of digits alone (rs_quiet) settles most text that
+ * holds none before the rules below run.
  *
  * Rules (the README's section Redaction says the same for users):
  *	- A digit is ASCII 0-9; with utf8 also fullwidth (U+FF10-FF19),
@@ -92,6 +94,19 @@
 #define RS_MASK_MIN_STARS 2
 #define RS_MASK_LONG 8
 #define RS_MASK_MAX 4096
+
+/*
+ * How far ahead of the scan the text is asked into the cache.  A table's
+ * texts come one by one from heap pages, in falling addresses, which the
+ * hardware prefetcher follows badly: in the server, asking for the next
+ * kilobyte halves the time of redact() over 1 KB log lines.
+ */
+#define RS_PREFETCH_AHEAD 1024
+#if defined(__GNUC__) || defined(__clang__)
+#define RS_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define RS_PREFETCH(p) ((void) 0)
+#endif
 
 /* One group of digits. */
 typedef struct RsGroup
@@ -931,11 +946,15 @@ rs_cvv_label(const RsScan *sc, size_t gs, bool *json_quote)
 {
 	const unsigned char *s = sc->s;
 	size_t		p = gs;
+	unsigned char last;
 
 	while (p > 0 && gs - p < 8 && rs_is_cvv_sep(s[p - 1]))
 		p--;
-	/* every label ends in one of these: most groups stop here */
-	if (p == gs || p == 0 || strchr("2vcdeVCDE", s[p - 1]) == NULL || s[p - 1] == '\0')
+	/* every label ends in 2, v, c, d or e, of either case: most stop here */
+	if (p == gs || p == 0)
+		return false;
+	last = s[p - 1] | 0x20;
+	if (s[p - 1] != '2' && last != 'v' && last != 'c' && last != 'd' && last != 'e')
 		return false;
 	for (size_t k = 0; k < sizeof(RsCvvLabels) / sizeof(RsCvvLabels[0]); k++)
 	{
@@ -1409,6 +1428,8 @@ rs_skip(const RsScan *sc, size_t i)
 			__m128i		d = _mm_or_si128(_mm_or_si128(RS_DIGITS(x0), RS_DIGITS(x1)),
 										 _mm_or_si128(RS_DIGITS(x2), RS_DIGITS(x3)));
 
+			RS_PREFETCH(s + i + RS_PREFETCH_AHEAD);
+
 			if (high)
 				d = _mm_or_si128(d, _mm_or_si128(_mm_or_si128(x0, x1), _mm_or_si128(x2, x3)));
 			if (_mm_movemask_epi8(d))
@@ -1452,11 +1473,80 @@ rs_skip(const RsScan *sc, size_t i)
 }
 
 /*
+ * rs_quiet - whether s[0..len) certainly holds no span, judged from its
+ * chains of ASCII digits alone, far faster than rs_scan_all.  Every span
+ * comes from a chain: a PAN or a track needs 12 or more digits in it, a
+ * value cut short 7 or more and a cut marker right after it, a CVV a
+ * group of 3 or 4 digits after a CVV label.  The chains here join across
+ * ' ' and '-' only and ignore every exclusion, so they hold those of
+ * rs_scan_all; a non-ASCII digit or separator (utf8) is not judged here.
+ * So most log lines, with dates, times, ids and amounts, are answered
+ * without the full rules (fuzz_redact_scan.c checks the claim).
+ */
+bool
+rs_quiet(const char *str, size_t len, const RsOptions *opt)
+{
+	RsScan		sc = {(const unsigned char *) str, len, opt, NULL, NULL, 0, 0, false, NULL};
+	const unsigned char *s = sc.s;
+	size_t		i = 0;
+
+	while ((i = rs_skip(&sc, i)) < len)
+	{
+		int			total = 0;
+		uint8_t		v;
+
+		if (s[i] > '9')
+		{
+			/* a UTF-8 lead byte that may start a digit */
+			if (rs_digit_at(&sc, i, &v) > 0)
+				return false;
+			i++;
+			continue;
+		}
+		for (;;)
+		{
+			size_t		b = i;
+			bool		q;
+
+			while (i < len && s[i] >= '0' && s[i] <= '9')
+				i++;
+			total += i - b;
+			if ((i - b == 3 || i - b == 4) && rs_cvv_label(&sc, b, &q))
+				return false;
+			if (i + 1 >= len || (s[i] != ' ' && s[i] != '-') ||
+				s[i + 1] < '0' || s[i + 1] > '9')
+				break;
+			i++;
+		}
+		if (total >= RS_PAN_MIN_LABELLED ||
+			(i < len && ((opt->utf8 && s[i] >= 0x80) ||
+						 (total >= RS_CUT_MIN && s[i] == '.'))))
+			return false;
+	}
+	return true;
+}
+
+/*
  * rs_scan - report every span of s[0..len) to cb, in order; returns how
  * many were reported.  cb may be NULL (count only).
  */
 size_t
 rs_scan(const char *s, size_t len, const RsOptions *opt, RsCallback cb, void *arg)
+{
+	if (s == NULL)
+		return 0;
+	for (size_t k = 0; k < len && k < RS_PREFETCH_AHEAD; k += 64)
+		RS_PREFETCH(s + k);
+	if (rs_quiet(s, len, opt))
+		return 0;
+	return rs_scan_all(s, len, opt, cb, arg);
+}
+
+/*
+ * rs_scan_all - rs_scan with every rule applied to every chain.
+ */
+size_t
+rs_scan_all(const char *s, size_t len, const RsOptions *opt, RsCallback cb, void *arg)
 {
 	RsHexRun	hex = {0};
 	RsScan		sc = {(const unsigned char *) s, len, opt, cb, arg, 0, 0, false, &hex};

@@ -79,6 +79,9 @@ typedef bool (*RsCallback) (void *arg, const RsSpan *span);
 
 extern size_t rs_scan(const char *s, size_t len, const RsOptions *opt,
 					  RsCallback cb, void *arg);
+extern size_t rs_scan_all(const char *s, size_t len, const RsOptions *opt,
+						  RsCallback cb, void *arg);
+extern bool rs_quiet(const char *s, size_t len, const RsOptions *opt);
 extern size_t rs_redacted_len(const char *s, size_t len, const RsOptions *opt,
 							  size_t *nspans, size_t *npans);
 extern size_t rs_redact(const char *s, size_t len, const RsOptions *opt,
