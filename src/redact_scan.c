@@ -1511,16 +1511,16 @@ rs_quiet(const char *str, size_t len, const RsOptions *opt)
 			while (i < len && s[i] >= '0' && s[i] <= '9')
 				i++;
 			total += i - b;
-			if ((i - b == 3 || i - b == 4) && rs_cvv_label(&sc, b, &q))
+			if (total >= RS_PAN_MIN_LABELLED ||
+				((i - b == 3 || i - b == 4) && rs_cvv_label(&sc, b, &q)))
 				return false;
 			if (i + 1 >= len || (s[i] != ' ' && s[i] != '-') ||
 				s[i + 1] < '0' || s[i + 1] > '9')
 				break;
 			i++;
 		}
-		if (total >= RS_PAN_MIN_LABELLED ||
-			(i < len && ((opt->utf8 && s[i] >= 0x80) ||
-						 (total >= RS_CUT_MIN && s[i] == '.'))))
+		if (i < len && ((opt->utf8 && s[i] >= 0x80) ||
+						(total >= RS_CUT_MIN && s[i] == '.')))
 			return false;
 	}
 	return true;
